@@ -1,0 +1,41 @@
+# The README's commands: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TODAY  := $(shell date +%F)
+DATA   ?= data
+
+.PHONY: run test bench lint sample dashboard clean-data docs
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+## Set everything up (virtualenv, install, today's sample school) and start the app.
+run: $(STAMP) sample
+	$(BIN)/schoolcomms --data-dir $(DATA) run
+
+## Generate and load today's sample school unless it is already loaded.
+sample: $(STAMP)
+	@if [ "$$(cat $(DATA)/sample/DATE 2>/dev/null)" != "$(TODAY)" ]; then \
+	  $(BIN)/schoolcomms --data-dir $(DATA) sample --size school --date $(TODAY) --out $(DATA)/sample --load; \
+	else echo "Sample data for $(TODAY) already loaded (delete $(DATA)/sample to regenerate)."; fi
+
+## Run the whole test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+## Benchmarks against their baselines, printed as a table.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Regenerate the generated docs (extracts, settings, CLI) from the code.
+docs: $(STAMP)
+	$(BIN)/python -m pipelines.docs --write

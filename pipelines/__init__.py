@@ -1,0 +1,1 @@
+"""Extract, validate and load MIS extracts into warehouse snapshots."""

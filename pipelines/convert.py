@@ -1,0 +1,72 @@
+"""SQL that turns staged text into typed values, shared by validation and loading.
+
+Validation finds the cells where ``parse(value)`` is NULL although the value is not;
+loading inserts ``parse(value)``. One definition, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from pipelines.specs import Column
+
+DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y"]
+TIME_FORMATS = ["%H:%M", "%H:%M:%S"]
+TIMESTAMP_FORMATS = [
+    "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S",
+    "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S",
+]
+TRUE_WORDS = ("y", "yes", "true", "1")
+FALSE_WORDS = ("n", "no", "false", "0")
+
+
+def _list(formats: list[str]) -> str:
+    return "[" + ", ".join(f"'{f}'" for f in formats) + "]"
+
+
+def _words(words: tuple[str, ...]) -> str:
+    return ", ".join(f"'{w}'" for w in words)
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def parse_expr(column: Column, ref: str) -> str | None:
+    """SQL for the typed value of ``ref`` (a staged VARCHAR), or None for plain text."""
+    kind = column.type
+    if kind == "date":
+        return f"CAST(try_strptime({ref}, {_list(DATE_FORMATS)}) AS DATE)"
+    if kind == "time":
+        return f"CAST(try_strptime({ref}, {_list(TIME_FORMATS)}) AS TIME)"
+    if kind == "timestamp":
+        return f"try_strptime({ref}, {_list(TIMESTAMP_FORMATS)})"
+    if kind == "int":
+        return f"try_cast({ref} AS BIGINT)"
+    if kind == "bool":
+        return (f"CASE WHEN lower({ref}) IN ({_words(TRUE_WORDS)}) THEN TRUE "
+                f"WHEN lower({ref}) IN ({_words(FALSE_WORDS)}) THEN FALSE END")
+    if kind == "enum":
+        values = ", ".join(f"'{v}'" for v in column.values)
+        return f"CASE WHEN lower({ref}) IN ({values}) THEN lower({ref}) END"
+    return None
+
+
+def load_expr(column: Column, ref: str) -> str:
+    """SQL for the value to store: the parsed value, with the column default when blank."""
+    source = ref
+    if column.default is not None:
+        source = f"coalesce({ref}, '{column.default}')"
+    parsed = parse_expr(column, source)
+    if parsed is not None:
+        return parsed
+    if column.type == "code":
+        return f"upper({source})"
+    return source
+
+
+EXPECTED: dict[str, str] = {
+    "date": "a date as YYYY-MM-DD or DD/MM/YYYY",
+    "time": "a time as HH:MM (24-hour), seconds optional",
+    "timestamp": "a date and time as YYYY-MM-DD HH:MM or DD/MM/YYYY HH:MM (24-hour)",
+    "int": "a whole number",
+    "bool": "Y or N (also Yes/No, true/false, 1/0)",
+}

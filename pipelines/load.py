@@ -1,0 +1,228 @@
+"""The load step: read → stage → validate → build a new warehouse generation.
+
+A load is all-or-nothing. Any error and nothing changes: the new generation file is
+never published. ``dry_run`` runs every check and builds nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines import apply
+from pipelines.extract import read_sources
+from pipelines.mapping import Profile, load_profile
+from pipelines.problems import ExtractError, Problem, error
+from pipelines.readers import Source
+from pipelines.readers.sql_reader import read_sql_sources
+from pipelines.staging import FileRecord, Staged, stage_sources
+from pipelines.validate import Context, validate
+from schoolcomms.codes import CodeConfigError, parse_extra_codes
+from schoolcomms.settings import Settings
+from schoolcomms.warehouse import Busy, Warehouse
+
+
+@dataclass
+class LoadReport:
+    """What a load did, or why it refused."""
+
+    dry_run: bool
+    problems: list[Problem] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    generation_before: int | None = None
+    generation_after: int | None = None
+    seconds: float = 0.0
+    load_run_id: int | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def status(self) -> str:
+        if self.errors:
+            return "refused"
+        return "dry_run" if self.dry_run else "loaded"
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{name} {n:,}" for name, n in self.rows.items()) or "no rows"
+        if self.errors:
+            return (f"Refused: {len(self.errors)} error(s), {len(self.warnings)} warning(s). "
+                    f"Nothing was loaded; the warehouse is unchanged "
+                    f"(generation {self.generation_before}).")
+        if self.dry_run:
+            return (f"Dry run: the load would succeed ({counts}) with "
+                    f"{len(self.warnings)} warning(s). Nothing was changed.")
+        return (f"Loaded {counts} in {self.seconds:.1f} s with {len(self.warnings)} "
+                f"warning(s): generation {self.generation_after} is now current "
+                f"(was {self.generation_before}).")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "summary": self.summary(),
+            "generation_before": self.generation_before,
+            "generation_after": self.generation_after,
+            "rows": self.rows,
+            "errors": [p.as_dict() for p in self.errors],
+            "warnings": [p.as_dict() for p in self.warnings],
+            "files": [{"file": f.label, "extract": f.extract, "format": f.format,
+                       "rows": f.rows, "sha256": f.sha256} for f in self.files],
+        }
+
+
+def _profile(settings: Settings, name: str | None) -> Profile | None:
+    chosen = name if name is not None else settings["mapping_profile"]
+    return load_profile(chosen) if chosen else None
+
+
+def load_paths(paths: list[Path] | list[str], settings: Settings, *, dry_run: bool = False,
+               profile: str | None = None, actor: str = "cli", origin: str = "cli") -> LoadReport:
+    """Load extract files and folders into a new generation (or check them, dry run)."""
+    started = time.monotonic()
+    report = LoadReport(dry_run=dry_run)
+    try:
+        chosen = _profile(settings, profile)
+        sources, problems = read_sources([Path(p) for p in paths], chosen, settings.tmp_dir,
+                                         settings["max_extract_mb"])
+    except ExtractError as exc:
+        report.problems = exc.problems
+        return _finish(report, settings, actor, origin, started)
+    report.problems.extend(problems)
+    return run_load(sources, settings, report, chosen, actor, origin, started)
+
+
+def load_from_sql(settings: Settings, extracts: list[str] | None = None, *,
+                  dry_run: bool = False, actor: str = "cli", origin: str = "sql") -> LoadReport:
+    """Load extracts read by the configured SQL queries from the MIS database."""
+    started = time.monotonic()
+    report = LoadReport(dry_run=dry_run)
+    try:
+        sources = read_sql_sources(settings["mis_database_url"], settings["sql_sources"],
+                                   extracts)
+    except ExtractError as exc:
+        report.problems = exc.problems
+        return _finish(report, settings, actor, origin, started)
+    return run_load(sources, settings, report, None, actor, origin, started)
+
+
+def run_load(sources: list[Source], settings: Settings, report: LoadReport,
+             profile: Profile | None, actor: str, origin: str, started: float) -> LoadReport:
+    """Stage, validate and (unless refused or dry run) publish a new generation."""
+    warehouse = Warehouse.from_settings(settings)
+    try:
+        extra_codes = settings["extra_attendance_codes"]
+        parse_extra_codes(extra_codes)
+    except CodeConfigError as exc:
+        report.problems.append(error(str(exc), "correct the setting", column="extra_attendance_codes"))
+        return _finish(report, settings, actor, origin, started)
+    if not sources and not report.problems:
+        report.problems.append(error("there was nothing to load", "name extract files or a folder"))
+    if report.errors or not sources:
+        report.generation_before = warehouse.generation()
+        return _finish(report, settings, actor, origin, started)
+    lock = warehouse.write_lock(timeout=0) if not report.dry_run else _no_lock()
+    try:
+        with lock:
+            report.generation_before = warehouse.generation()
+            con = warehouse.staging_connection()
+            try:
+                _stage_validate_apply(con, warehouse, sources, report, profile, settings,
+                                      extra_codes)
+            finally:
+                con.close()
+    except Busy as exc:
+        report.problems.append(error(str(exc), "wait a minute and load again"))
+    if report.ok and not report.dry_run:
+        _archive(report, settings)
+    return _finish(report, settings, actor, origin, started)
+
+
+class _no_lock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _stage_validate_apply(con: duckdb.DuckDBPyConnection, warehouse: Warehouse,
+                          sources: list[Source], report: LoadReport, profile: Profile | None,
+                          settings: Settings, extra_codes: str) -> None:
+    has_current = report.generation_before is not None
+    max_examples = settings["max_examples_per_problem"]
+    staged = stage_sources(con, sources, profile, report.problems, max_examples)
+    for entry in staged.values():
+        report.files.extend(entry.files)
+    if report.errors:
+        return
+    apply.prepare_merges(con, staged, has_current)
+    ctx = Context(con, staged, has_current, max_examples, extra_codes)
+    report.problems.extend(validate(ctx))
+    report.problems.extend(apply.match_email_updates(ctx))
+    report.rows = {name: entry.rows for name, entry in staged.items()}
+    if report.errors or report.dry_run:
+        return
+    with warehouse.next_generation(con) as generation:
+        apply.ensure_schema(con, "new")
+        report.problems.extend(apply.apply_all(con, staged, has_current))
+        apply.record_generation(con, generation, staged)
+        report.generation_after = generation
+
+
+def _archive(report: LoadReport, settings: Settings) -> None:
+    day = dt.date.today().isoformat()
+    folder = settings.archive_dir / day / f"gen{report.generation_after:06d}"
+    for record in report.files:
+        if record.path is None or not record.path.is_file():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / record.path.name
+        if not target.exists():
+            shutil.copy2(record.path, target)
+        record.archived = str(target)
+
+
+def _finish(report: LoadReport, settings: Settings, actor: str, origin: str,
+            started: float) -> LoadReport:
+    report.seconds = time.monotonic() - started
+    for problem in report.problems:
+        if problem.file.startswith(str(settings.tmp_dir)):
+            problem.file = Path(problem.file).name
+    _record_history(report, settings, actor, origin)
+    return report
+
+
+def _record_history(report: LoadReport, settings: Settings, actor: str, origin: str) -> None:
+    from schoolcomms.ops.db import open_ops
+    from schoolcomms.ops.history import record_load
+
+    now = dt.datetime.now(dt.UTC)
+    engine = open_ops(settings)
+    report.load_run_id = record_load(
+        engine, actor=actor, origin=origin, status=report.status,
+        generation_before=report.generation_before, generation_after=report.generation_after,
+        problems=[p.as_dict() for p in report.problems],
+        files=[{"file_name": f.label, "extract": f.extract, "format": f.format,
+                "sha256": f.sha256, "size_bytes": f.size_bytes, "rows": f.rows,
+                "archived_path": f.archived} for f in report.files],
+        summary=report.summary(),
+        started_at=now - dt.timedelta(seconds=report.seconds), finished_at=now)
+
+
+__all__ = ["LoadReport", "Staged", "load_from_sql", "load_paths", "run_load"]

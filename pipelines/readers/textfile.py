@@ -1,0 +1,156 @@
+"""Look at a delimited text file before DuckDB reads it.
+
+Finds the encoding (UTF-8 with or without BOM, else Windows-1252), refuses binary
+files with a clear reason, reads the header row, picks the delimiter and counts
+physical lines so that every record can be given its real line number.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.problems import ExtractError, error
+
+CHUNK = 16 * 1024 * 1024
+# Bytes that Windows-1252 leaves undefined: a file holding them is neither encoding.
+CP1252_UNDEFINED = {0x81, 0x8D, 0x8F, 0x90, 0x9D}
+DELIMITERS = [",", "\t", ";", "|"]
+
+
+@dataclass
+class TextInfo:
+    """What we learned about a text extract."""
+
+    path: Path  # the file DuckDB should read (a UTF-8 copy for Windows-1252 files)
+    encoding: str  # "utf-8" or "windows-1252"
+    delimiter: str
+    header: list[str]
+    physical_lines: int  # newline-terminated lines, counting a last line without one
+    header_lines: int  # lines the header record spans (more than 1 if it has quoted newlines)
+
+    def simple_lines(self, records: int) -> bool:
+        """True when record n (1-based, after the header) is on line n + header_lines.
+
+        Blank lines and quoted newlines each add a physical line without a record, so
+        equality means neither is present.
+        """
+        return self.physical_lines == records + self.header_lines
+
+
+def _line_of_offset(path: Path, offset: int) -> int:
+    with path.open("rb") as handle:
+        return handle.read(offset).count(b"\n") + 1
+
+
+def inspect(path: Path, label: str, tmp_dir: Path, max_mb: int) -> TextInfo:
+    """Check a text extract and return how to read it; raise ExtractError if it cannot be."""
+    size = path.stat().st_size
+    where = {"file": label}
+    if size == 0:
+        raise ExtractError(error("the file is empty (0 bytes)",
+                                 "export the extract again; the file should start with a "
+                                 "header row", **where))
+    if size > max_mb * 1024 * 1024:
+        raise ExtractError(error(
+            f"the file is {size / 1024 / 1024:,.0f} MiB, more than the {max_mb:,} MiB limit",
+            "split it into smaller files (event extracts such as marks can be loaded a "
+            "term at a time) or raise the setting max_extract_mb", **where))
+    with path.open("rb") as handle:
+        head = handle.read(65536)
+    if head.startswith(b"PK\x03\x04"):
+        raise ExtractError(error(
+            "the file is an Excel workbook or ZIP archive but its name ends in "
+            f"{path.suffix or '(nothing)'}", "rename it to .xlsx, or save it from Excel "
+            "as 'CSV UTF-8'", **where))
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ExtractError(error("the file is encoded as UTF-16",
+                                 "save it as 'CSV UTF-8' (or Windows-1252) instead", **where))
+    if b"\x00" in head:
+        raise ExtractError(error(
+            "the file holds binary data, not text (it contains NUL bytes)",
+            "export the extract from your MIS as CSV or XLSX; check you picked the right "
+            "file", line=head[: head.index(b"\x00")].count(b"\n") + 1, **where))
+
+    encoding, newlines, last_byte = _detect_encoding(path, label)
+    physical = newlines + (0 if last_byte == ord("\n") else 1)
+    read_path = path
+    if encoding == "windows-1252":
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        read_path = tmp_dir / f"{path.stem}.{id(path)}.utf8{path.suffix}"
+        with path.open("r", encoding="cp1252", newline="") as src, \
+                read_path.open("w", encoding="utf-8", newline="") as dst:
+            while chunk := src.read(CHUNK):
+                dst.write(chunk)
+
+    with read_path.open("r", encoding="utf-8-sig", newline="") as handle:
+        text_head = handle.read(65536)
+    first_line = text_head.split("\n", 1)[0]
+    delimiter = max(DELIMITERS, key=lambda d: (first_line.count(d), d == ","))
+    reader = csv.reader(io.StringIO(text_head), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error) as exc:
+        raise ExtractError(error("the header row cannot be read",
+                                 "the first line must name the columns", line=1,
+                                 **where)) from exc
+    if not any(h.strip() for h in header):
+        raise ExtractError(error("the first line is blank; it must be the header row",
+                                 "remove blank lines above the header", line=1, **where))
+    return TextInfo(read_path, encoding, delimiter, header, physical, reader.line_num)
+
+
+def _detect_encoding(path: Path, label: str) -> tuple[str, int, int]:
+    """('utf-8' or 'windows-1252', newline count, last byte); raise if neither fits."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0
+    last = -1
+    utf8 = True
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1]
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+            offset += len(chunk)
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    if utf8:
+        return "utf-8", newlines, last
+    with path.open("rb") as handle:
+        position = 0
+        while chunk := handle.read(CHUNK):
+            bad = next((i for i, b in enumerate(chunk) if b in CP1252_UNDEFINED), None)
+            if bad is not None:
+                byte = chunk[bad]
+                raise ExtractError(error(
+                    f"the file has the byte 0x{byte:02X}, which is neither UTF-8 nor "
+                    "Windows-1252 text", "open the file in a spreadsheet or text editor, "
+                    "fix the damaged characters on that line and save it as 'CSV UTF-8'",
+                    file=label, line=_line_of_offset(path, position + bad)))
+            position += len(chunk)
+    return "windows-1252", newlines, last
+
+
+def record_lines(info: TextInfo) -> list[int]:
+    """The starting line of every data record (slow path: quoted newlines or blank lines)."""
+    starts: list[int] = []
+    with info.path.open("r", encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=info.delimiter)
+        next(reader, None)
+        previous_end = reader.line_num
+        for row in reader:
+            if row:
+                starts.append(previous_end + 1)
+            previous_end = reader.line_num
+    return starts

@@ -1,0 +1,1 @@
+"""Read-only queries over the warehouse and the ops store, returned as DataFrames."""

@@ -1,0 +1,1 @@
+"""The separate scheduler process and its jobs."""

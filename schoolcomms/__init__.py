@@ -1,0 +1,1 @@
+"""schoolcomms: a communications and reporting hub for UK schools and colleges."""

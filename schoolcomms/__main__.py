@@ -1,0 +1,3 @@
+from schoolcomms.cli import main
+
+main()

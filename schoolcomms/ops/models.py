@@ -1,0 +1,169 @@
+"""Declarative models of the ops store (SQLAlchemy 2, portable between SQLite and PostgreSQL).
+
+Every schema change needs a hand-written Alembic migration in
+``schoolcomms/ops/migrations/versions``; ``tests/test_ops_store.py`` checks that the
+migrations and these models agree.
+
+Conventions:
+
+- Times are :class:`UTCDateTime`: always timezone-aware UTC in Python, stored as UTC
+  (``timestamptz`` on PostgreSQL, ISO text on SQLite). Naive datetimes are refused.
+- Constraint and index names come from :data:`NAMING_CONVENTION`, so migrations name
+  them the same way on every database.
+- Small fixed vocabularies (status, origin, format) are checked in Python
+  (:mod:`schoolcomms.ops.history`), not with CHECK constraints, so adding a value does
+  not need a table rebuild on SQLite.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+LOAD_STATUSES: tuple[str, ...] = ("loaded", "refused", "dry_run", "rolled_back", "failed")
+LOAD_ORIGINS: tuple[str, ...] = ("cli", "dashboard", "scheduler", "sql")
+FILE_FORMATS: tuple[str, ...] = ("csv", "xlsx", "ctf", "sql")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC; values read back are aware UTC datetimes.
+
+    SQLite has no time zone type, so the value is normalised to UTC before it is
+    written and marked as UTC when it is read. Naive datetimes raise ``ValueError``
+    (a naive ``datetime.now()`` on a UK server is an hour out half the year).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"Expected a datetime, got {type(value).__name__}: {value!r}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"Naive datetime {value.isoformat()} cannot be stored in the ops store; "
+                "pass a timezone-aware value, e.g. datetime.now(UTC)."
+            )
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Base of every ops store model; its metadata carries the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[dict[str, Any]]: JSON(),
+    }
+
+
+class LoadRun(Base):
+    """One attempt to load extracts into the warehouse (or one rollback)."""
+
+    __tablename__ = "load_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    finished_at: Mapped[datetime | None]
+    # Who: a user's name or e-mail, or "cli" / "scheduler".
+    actor: Mapped[str] = mapped_column(String(255))
+    # One of LOAD_ORIGINS.
+    origin: Mapped[str] = mapped_column(String(20))
+    # One of LOAD_STATUSES.
+    status: Mapped[str] = mapped_column(String(20))
+    generation_before: Mapped[int | None]
+    generation_after: Mapped[int | None]
+    error_count: Mapped[int] = mapped_column(default=0)
+    warning_count: Mapped[int] = mapped_column(default=0)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    # Problem dicts (pipelines.problems.Problem.as_dict()), truncated: see history.py.
+    report: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+
+    files: Mapped[list[LoadFile]] = relationship(
+        back_populates="load_run",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="LoadFile.id",
+    )
+
+    def __repr__(self) -> str:
+        return f"<LoadRun {self.id} {self.status} by {self.actor!r} at {self.started_at}>"
+
+
+class LoadFile(Base):
+    """One file (or SQL query result) that was part of a load run."""
+
+    __tablename__ = "load_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    load_run_id: Mapped[int] = mapped_column(
+        ForeignKey("load_runs.id", ondelete="CASCADE"), index=True
+    )
+    file_name: Mapped[str] = mapped_column(String(512))
+    # The extract the file was read as (students, lessons, …); blank if not recognised.
+    extract: Mapped[str] = mapped_column(String(64), default="")
+    # One of FILE_FORMATS.
+    format: Mapped[str] = mapped_column(String(10))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    rows: Mapped[int | None] = mapped_column(BigInteger)
+    archived_path: Mapped[str | None] = mapped_column(String(1024))
+
+    load_run: Mapped[LoadRun] = relationship(back_populates="files")
+
+    def __repr__(self) -> str:
+        return f"<LoadFile {self.id} {self.file_name!r} run {self.load_run_id}>"
+
+
+class AuditEntry(Base):
+    """Who did what, to what, and when: loads, rollbacks, sends, settings changes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    # e.g. "load", "load.refused", "rollback", "settings.change".
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(512), default="")
+    details: Mapped[dict[str, Any] | None]
+
+    def __repr__(self) -> str:
+        return f"<AuditEntry {self.id} {self.action} {self.target!r} by {self.actor!r}>"

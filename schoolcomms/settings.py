@@ -1,0 +1,319 @@
+"""The settings registry: every setting has one name, type, default and help text.
+
+Lookup order for an ordinary setting (first found wins):
+
+1. the environment variable ``SCHOOLCOMMS_<NAME>`` (upper case),
+2. ``<data dir>/settings.toml``,
+3. the default below.
+
+Secrets (passwords, API keys, URLs that may hold a password) are read only from the
+environment or from ``.streamlit/secrets.toml``; they are never read from
+``settings.toml``, never stored in the ops store and always masked when printed.
+
+The data directory itself comes from ``--data-dir``, then ``SCHOOLCOMMS_DATA_DIR``,
+then ``./data``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SCHOOLCOMMS_"
+DATA_DIR_ENV = "SCHOOLCOMMS_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+MASK = "********"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One entry of the registry."""
+
+    name: str
+    type: str  # "str", "int", "float", "bool", "table"
+    default: Any
+    help: str
+    secret: bool = False
+    section: str = "general"
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+REGISTRY: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting(
+            "school_name",
+            "str",
+            "Sample School",
+            "The school's or college's name, shown in the dashboard and on letters.",
+        ),
+        Setting(
+            "ops_url",
+            "str",
+            "",
+            "SQLAlchemy URL of the ops store (outbox, logs, load history). Blank means "
+            "SQLite in WAL mode at <data dir>/ops.sqlite; use postgresql+psycopg://… to "
+            "scale out.",
+            section="storage",
+        ),
+        Setting(
+            "generations_kept",
+            "int",
+            5,
+            "How many warehouse generations (snapshots) to keep on disk; older ones are "
+            "deleted after each load. Rollback can go back this many steps.",
+            section="storage",
+        ),
+        Setting(
+            "load_memory_limit",
+            "str",
+            "1GB",
+            "Memory DuckDB may use while validating and building a snapshot; past it, "
+            "work spills to <data dir>/tmp. DuckDB size syntax, e.g. 1GB or 512MB.",
+            section="loading",
+        ),
+        Setting(
+            "max_extract_mb",
+            "int",
+            4096,
+            "Largest extract file, in MiB, that a load accepts. Bigger files are refused "
+            "before reading, with advice to split them.",
+            section="loading",
+        ),
+        Setting(
+            "max_examples_per_problem",
+            "int",
+            20,
+            "How many example rows a load report lists for each kind of problem in each "
+            "column; the total count is always given.",
+            section="loading",
+        ),
+        Setting(
+            "extra_attendance_codes",
+            "str",
+            "",
+            "The school's own attendance codes as CODE:category pairs, comma-separated, "
+            "e.g. 'EX:authorised, 9:present'. Categories: present, approved_activity, "
+            "authorised, unauthorised, not_possible.",
+            section="loading",
+        ),
+        Setting(
+            "mapping_profile",
+            "str",
+            "",
+            "Column-name profile for extracts from another MIS (sims, arbor, bromcom, or "
+            "the path of a TOML profile). Blank: canonical names, or the one profile "
+            "that fits the headers.",
+            section="loading",
+        ),
+        Setting(
+            "mis_database_url",
+            "str",
+            "",
+            "SQLAlchemy URL of a MIS reporting database to read extracts from with "
+            "`schoolcomms load --from-sql`. May hold a password, so it is a secret.",
+            secret=True,
+            section="loading",
+        ),
+        Setting(
+            "sql_sources",
+            "table",
+            {},
+            "Per-extract SQL queries for `load --from-sql`, as a TOML table in "
+            "settings.toml ([sql_sources] students = \"SELECT …\") or JSON in the "
+            "environment. Each query must return the extract's canonical column names.",
+            section="loading",
+        ),
+        Setting(
+            "sms_pence_per_segment",
+            "float",
+            3.0,
+            "What one SMS segment costs, in pence; used for every cost estimate and report.",
+            section="messaging",
+        ),
+    ]
+}
+
+
+def resolve_data_dir(cli_value: str | os.PathLike[str] | None = None,
+                     env: Mapping[str, str] | None = None) -> Path:
+    """The data directory: ``--data-dir``, then ``SCHOOLCOMMS_DATA_DIR``, then ``./data``."""
+    env = os.environ if env is None else env
+    raw = cli_value or env.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+    return Path(raw).expanduser().resolve()
+
+
+def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+    try:
+        if setting.type == "str":
+            return str(value)
+        if setting.type == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if setting.type == "float":
+            return float(value)
+        if setting.type == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "y", "on"}:
+                return True
+            if text in {"0", "false", "no", "n", "off", ""}:
+                return False
+            raise ValueError
+        if setting.type == "table":
+            if isinstance(value, dict):
+                return value
+            parsed = json.loads(value)
+            if not isinstance(parsed, dict):
+                raise ValueError
+            return parsed
+    except (TypeError, ValueError, json.JSONDecodeError):
+        pass
+    raise SettingsError(
+        f"Setting {setting.name} from {origin} has the value {value!r}, which is not a "
+        f"valid {setting.type}. Fix it there, or remove it to use the default "
+        f"({setting.default!r}). See docs/settings.md."
+    )
+
+
+class Settings:
+    """Resolved settings for one data directory.
+
+    ``env`` defaults to ``os.environ``; tests pass their own mapping so that a
+    developer's environment never leaks in. ``secrets_file`` defaults to
+    ``.streamlit/secrets.toml`` in the current directory.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        env: Mapping[str, str] | None = None,
+        secrets_file: str | os.PathLike[str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self._env = dict(os.environ if env is None else env)
+        self._overrides = dict(overrides or {})
+        self.settings_file = self.data_dir / "settings.toml"
+        self._file_values = self._read_toml(self.settings_file)
+        secrets_path = Path(secrets_file) if secrets_file else Path(".streamlit/secrets.toml")
+        secrets = self._read_toml(secrets_path)
+        # Secrets may sit at the top level or under [schoolcomms].
+        self._secret_values = {**secrets, **secrets.get("schoolcomms", {})}
+        self._secrets_path = secrets_path
+        unknown = sorted(set(self._file_values) - set(REGISTRY))
+        if unknown:
+            raise SettingsError(
+                f"{self.settings_file} names unknown settings: {', '.join(unknown)}. "
+                "Check the spelling against `schoolcomms settings` or docs/settings.md."
+            )
+        for name in self._file_values:
+            if REGISTRY[name].secret:
+                raise SettingsError(
+                    f"{self.settings_file} holds the secret {name}. Secrets are read only "
+                    f"from the environment ({REGISTRY[name].env_var}) or "
+                    ".streamlit/secrets.toml; remove it from settings.toml."
+                )
+
+    @staticmethod
+    def _read_toml(path: Path) -> dict[str, Any]:
+        if not path.is_file():
+            return {}
+        try:
+            with path.open("rb") as handle:
+                return tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(
+                f"{path} is not valid TOML: {exc}. Fix the file or delete it to use defaults."
+            ) from exc
+
+    def source(self, name: str) -> str:
+        """Where the value of ``name`` comes from: override, env, file, secrets or default."""
+        setting = REGISTRY[name]
+        if name in self._overrides:
+            return "override"
+        if setting.env_var in self._env:
+            return "env"
+        if setting.secret:
+            return "secrets" if name in self._secret_values else "default"
+        return "file" if name in self._file_values else "default"
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in REGISTRY:
+            raise KeyError(f"No setting called {name!r}; see `schoolcomms settings`.")
+        setting = REGISTRY[name]
+        origin = self.source(name)
+        if origin == "override":
+            return _coerce(setting, self._overrides[name], "an override")
+        if origin == "env":
+            return _coerce(setting, self._env[setting.env_var], setting.env_var)
+        if origin == "secrets":
+            return _coerce(setting, self._secret_values[name], str(self._secrets_path))
+        if origin == "file":
+            return _coerce(setting, self._file_values[name], str(self.settings_file))
+        return setting.default
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in REGISTRY:
+            raise AttributeError(name)
+        return self[name]
+
+    # Paths under the data directory, in one place.
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.data_dir / "warehouse"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+    @property
+    def resolved_ops_url(self) -> str:
+        """The ops store URL, with the embedded SQLite default filled in."""
+        return self["ops_url"] or f"sqlite:///{self.data_dir / 'ops.sqlite'}"
+
+    def rows(self, mask_secrets: bool = True) -> list[dict[str, Any]]:
+        """Every setting with its value, origin and help, secrets masked."""
+        out = []
+        for name, setting in REGISTRY.items():
+            value = self[name]
+            if setting.secret and mask_secrets and value:
+                value = MASK
+            out.append(
+                {
+                    "name": name,
+                    "value": value,
+                    "source": self.source(name),
+                    "type": setting.type,
+                    "default": setting.default,
+                    "secret": setting.secret,
+                    "env": setting.env_var,
+                    "help": setting.help,
+                }
+            )
+        return out
+
+
+def load_settings(data_dir: str | os.PathLike[str] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Settings for ``data_dir`` (resolved as documented) and the given environment."""
+    env = os.environ if env is None else env
+    return Settings(resolve_data_dir(data_dir, env), env=env)

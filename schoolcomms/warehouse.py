@@ -1,0 +1,267 @@
+"""The warehouse: immutable DuckDB snapshots ("generations") and a CURRENT pointer.
+
+This is the only module that opens DuckDB files. DuckDB allows one read-write process
+*or* many read-only processes per file, and a process keeps seeing a file it already
+opened; so a load never writes the file readers use. It copies the current generation
+to a new file, applies the extracts there, checkpoints, and then atomically rewrites
+``CURRENT``. Readers open whatever ``CURRENT`` names, read-only, and notice a new
+generation on their next query. One loader at a time holds ``load.lock``; the last
+``generations_kept`` files stay on disk so that ``rollback`` is one step.
+
+Layout under ``<data dir>/warehouse/``::
+
+    000001.duckdb  000002.duckdb  …  CURRENT  load.lock
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+from filelock import FileLock, Timeout
+
+CURRENT_FILE = "CURRENT"
+LOCK_FILE = "load.lock"
+SUFFIX = ".duckdb"
+
+
+class WarehouseError(RuntimeError):
+    """Something about the warehouse files is wrong; the message says what to do."""
+
+
+class NoWarehouse(WarehouseError):
+    """Nothing has been loaded yet."""
+
+
+class Busy(WarehouseError):
+    """Another load holds the lock."""
+
+
+class ReadOnlyQuery(WarehouseError):
+    """A statement tried to change the warehouse through a read-only connection."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+class Warehouse:
+    """Snapshots of the MIS data under ``root``."""
+
+    # Read-only connections shared by every Warehouse object in this process, per file.
+    _readers: dict[Path, duckdb.DuckDBPyConnection] = {}
+    _readers_lock = threading.Lock()
+
+    def __init__(self, root: str | os.PathLike[str], keep: int = 5,
+                 memory_limit: str = "1GB", tmp_dir: str | os.PathLike[str] | None = None):
+        self.root = Path(root)
+        self.keep = max(1, int(keep))
+        self.memory_limit = memory_limit
+        self.tmp_dir = Path(tmp_dir) if tmp_dir else self.root.parent / "tmp"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Warehouse:
+        """The warehouse of a :class:`schoolcomms.settings.Settings`."""
+        return cls(settings.warehouse_dir, keep=settings["generations_kept"],
+                   memory_limit=settings["load_memory_limit"], tmp_dir=settings.tmp_dir)
+
+    # ---- generations ------------------------------------------------------------------
+    def path_for(self, generation: int) -> Path:
+        return self.root / f"{generation:06d}{SUFFIX}"
+
+    def generations(self) -> list[int]:
+        """Every complete generation on disk, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.glob(f"*{SUFFIX}"):
+            if path.stem.isdigit():
+                found.append(int(path.stem))
+        return sorted(found)
+
+    def generation(self) -> int | None:
+        """The current generation number (use it as a cache key), or None before any load."""
+        pointer = self.root / CURRENT_FILE
+        try:
+            text = pointer.read_text().strip()
+        except FileNotFoundError:
+            return None
+        if not text.isdigit() or not self.path_for(int(text)).is_file():
+            raise WarehouseError(
+                f"{pointer} names generation {text!r}, which is not on disk. Run "
+                "`schoolcomms rollback` to point it at the newest complete generation."
+            )
+        return int(text)
+
+    def _publish(self, generation: int) -> None:
+        pointer = self.root / CURRENT_FILE
+        tmp = self.root / f".{CURRENT_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(f"{generation}\n")
+        _fsync_file(tmp)
+        os.replace(tmp, pointer)
+        _fsync_dir(self.root)
+
+    def _prune(self, current: int) -> None:
+        kept = [g for g in self.generations() if g <= current][-self.keep:]
+        for generation in self.generations():
+            if generation not in kept and generation < current:
+                self.path_for(generation).unlink(missing_ok=True)
+                self._forget_reader(self.path_for(generation))
+
+    @contextlib.contextmanager
+    def write_lock(self, timeout: float = 0) -> Iterator[None]:
+        """Hold the one-loader-at-a-time lock; raise :class:`Busy` if another load has it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / LOCK_FILE))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout as exc:
+            raise Busy(
+                "Another load is running (the warehouse lock is held). Wait for it to "
+                "finish and try again."
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def rollback(self) -> tuple[int, int]:
+        """Make the previous generation current; returns (before, after)."""
+        with self.write_lock(timeout=30):
+            current = self.generation()
+            if current is None:
+                raise NoWarehouse("There is nothing to roll back: no extract has been loaded.")
+            older = [g for g in self.generations() if g < current]
+            if not older:
+                raise WarehouseError(
+                    f"Generation {current} is the oldest one kept; there is nothing earlier "
+                    "to roll back to."
+                )
+            self._publish(older[-1])
+            return current, older[-1]
+
+    # ---- writing ----------------------------------------------------------------------
+    def staging_connection(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB for reading and validating extracts.
+
+        The current generation, if any, is attached read-only as ``cur``. Work past
+        the memory limit spills to the data directory's tmp folder.
+        """
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(config={
+            "memory_limit": self.memory_limit,
+            "temp_directory": str(self.tmp_dir),
+            "threads": os.cpu_count() or 2,
+        })
+        current = self.generation()
+        if current is not None:
+            con.execute(f"ATTACH '{self.path_for(current)}' AS cur (READ_ONLY)")
+        return con
+
+    @contextlib.contextmanager
+    def next_generation(self, con: duckdb.DuckDBPyConnection) -> Iterator[int]:
+        """Attach a copy of the current generation to ``con`` as ``new`` and publish it.
+
+        The caller must hold :meth:`write_lock`. If the body raises, the copy is
+        deleted and CURRENT is untouched.
+        """
+        current = self.generation()
+        number = max(self.generations(), default=0) + 1
+        final = self.path_for(number)
+        building = final.with_name(final.name + ".building")
+        building.unlink(missing_ok=True)
+        Path(str(building) + ".wal").unlink(missing_ok=True)
+        if current is not None:
+            shutil.copyfile(self.path_for(current), building)
+        con.execute(f"ATTACH '{building}' AS new")
+        try:
+            yield number
+            con.execute("CHECKPOINT new")
+            con.execute("DETACH new")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("DETACH new")
+            building.unlink(missing_ok=True)
+            Path(str(building) + ".wal").unlink(missing_ok=True)
+            raise
+        _fsync_file(building)
+        os.replace(building, final)
+        _fsync_dir(self.root)
+        self._publish(number)
+        self._prune(number)
+
+    # ---- reading ----------------------------------------------------------------------
+    def _reader(self, generation: int) -> duckdb.DuckDBPyConnection:
+        path = self.path_for(generation)
+        with self._readers_lock:
+            con = self._readers.get(path)
+            if con is None:
+                # No file system access from queries: `query` is exposed to operators.
+                con = duckdb.connect(str(path), read_only=True,
+                                     config={"enable_external_access": False})
+                self._readers[path] = con
+            return con
+
+    def _forget_reader(self, path: Path) -> None:
+        with self._readers_lock:
+            con = self._readers.pop(path, None)
+        if con is not None:
+            con.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A read-only cursor on the current generation (one per thread or query)."""
+        generation = self.generation()
+        if generation is None:
+            raise NoWarehouse(
+                "No data has been loaded yet. Load extracts with `schoolcomms load PATH` "
+                "or on the Data loads page."
+            )
+        return self._reader(generation).cursor()
+
+    def rows(self, sql: str, params: list[Any] | dict[str, Any] | None = None
+             ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run read-only SQL; return column names and rows of plain Python values."""
+        cur = self.cursor()
+        try:
+            result = cur.execute(sql, params)
+            columns = [d[0] for d in result.description or []]
+            return columns, result.fetchall()
+        except duckdb.InvalidInputException as exc:
+            self._refuse_writes(exc)
+            raise
+        finally:
+            cur.close()
+
+    @staticmethod
+    def _refuse_writes(exc: Exception) -> None:
+        if "read-only" in str(exc):
+            raise ReadOnlyQuery(
+                "The warehouse is read-only to queries; change data by loading extracts."
+            ) from exc
+
+    def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run read-only SQL on the current generation and return a DataFrame."""
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, params).df()
+        except duckdb.InvalidInputException as exc:
+            self._refuse_writes(exc)
+            raise
+        finally:
+            cur.close()

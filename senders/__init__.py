@@ -1,0 +1,1 @@
+"""Templates, recipients, the outbox and the channels that send."""
