@@ -38,4 +38,4 @@ lint: $(STAMP)
 
 ## Regenerate the generated docs (extracts, settings, CLI) from the code.
 docs: $(STAMP)
-	$(BIN)/python -m pipelines.docs --write
+	$(BIN)/python -m schoolcomms.docs --write
