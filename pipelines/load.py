@@ -40,6 +40,8 @@ class LoadReport:
     generation_after: int | None = None
     seconds: float = 0.0
     load_run_id: int | None = None
+    # Seconds per phase (stage, validate, apply, publish), for benchmarks and logs.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Problem]:
@@ -166,23 +168,31 @@ def _stage_validate_apply(con: duckdb.DuckDBPyConnection, warehouse: Warehouse,
                           settings: Settings, extra_codes: str) -> None:
     has_current = report.generation_before is not None
     max_examples = settings["max_examples_per_problem"]
+    clock = time.monotonic()
     staged = stage_sources(con, sources, profile, report.problems, max_examples)
+    report.timings["stage"] = time.monotonic() - clock
     for entry in staged.values():
         report.files.extend(entry.files)
     if report.errors:
         return
     apply.prepare_merges(con, staged, has_current)
     ctx = Context(con, staged, has_current, max_examples, extra_codes)
+    clock = time.monotonic()
     report.problems.extend(validate(ctx))
     report.problems.extend(apply.match_email_updates(ctx))
+    report.timings["validate"] = time.monotonic() - clock
     report.rows = {name: entry.rows for name, entry in staged.items()}
     if report.errors or report.dry_run:
         return
+    clock = time.monotonic()
     with warehouse.next_generation(con) as generation:
         apply.ensure_schema(con, "new")
         report.problems.extend(apply.apply_all(con, staged, has_current))
         apply.record_generation(con, generation, staged)
         report.generation_after = generation
+        report.timings["apply"] = time.monotonic() - clock
+        clock = time.monotonic()
+    report.timings["publish"] = time.monotonic() - clock
 
 
 def _archive(report: LoadReport, settings: Settings) -> None:

@@ -133,18 +133,22 @@ def check_keys(ctx: Context, staged: Staged) -> list[Problem]:
     if extract.kind == "update":
         return []
     keys = ", ".join(quote(k) for k in extract.key)
-    dupes = ctx.con.execute(
-        f"SELECT k, files, lines, count(*) OVER () FROM ("
-        f"SELECT concat_ws(' / ', {keys}) AS k, list(_file ORDER BY _file, _line) AS files, "
-        f"list(_line ORDER BY _file, _line) AS lines FROM {extract_view(staged)} "
-        f"GROUP BY {keys} HAVING count(*) > 1) ORDER BY lines[1] LIMIT {ctx.max_examples}"
-    ).fetchall()
-    if not dupes:
+    # Grouping on the keys alone is cheap; lines are fetched only for the duplicates.
+    ctx.con.execute(f"CREATE OR REPLACE TEMP TABLE dup_keys AS SELECT {keys} "
+                    f"FROM {staged.view} GROUP BY ALL HAVING count(*) > 1")
+    total = ctx.con.execute("SELECT count(*) FROM dup_keys").fetchone()[0]
+    if not total:
         return []
-    total = dupes[0][3]
+    on = " AND ".join(f"d.{quote(k)} IS NOT DISTINCT FROM v.{quote(k)}" for k in extract.key)
+    dupes = ctx.con.execute(
+        f"SELECT concat_ws(' / ', {', '.join('v.' + quote(k) for k in extract.key)}), "
+        f"list(v._file ORDER BY v._file, v._line), list(v._line ORDER BY v._file, v._line) "
+        f"FROM (SELECT * FROM dup_keys LIMIT {ctx.max_examples}) d JOIN {staged.view} v ON {on} "
+        f"GROUP BY ALL ORDER BY min(v._line)").fetchall()
     out = []
-    for value, files, lines, _ in dupes:
-        places = ", ".join(f"{f} line {n}" if n is not None else f for f, n in zip(files, lines, strict=True))
+    for value, files, lines in dupes:
+        places = ", ".join(f"{f} line {n}" if n is not None else f
+                           for f, n in zip(files, lines, strict=True))
         out.append(error(
             f"the key ({', '.join(extract.key)}) appears more than once: at {places}",
             "keep one row per key; remove or correct the duplicate rows",
@@ -153,14 +157,8 @@ def check_keys(ctx: Context, staged: Staged) -> list[Problem]:
     if total > len(dupes):
         out.append(error(f"{total - len(dupes):,} more duplicated keys are not listed",
                          "remove the duplicate rows", extract=extract.name,
-                         column=", ".join(extract.key)))
+                         column=", ".join(extract.key), count=total - len(dupes)))
     return out
-
-
-def extract_view(staged: Staged) -> str:
-    # Keys are compared without their _file/_line, over the extract's key columns only.
-    keys = ", ".join(quote(k) for k in staged.extract.key)
-    return f"(SELECT {keys}, _file, _line FROM {staged.view})"
 
 
 def _target_keys(ctx: Context, extract: str, column: str) -> str:

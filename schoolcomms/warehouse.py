@@ -169,6 +169,7 @@ class Warehouse:
             "temp_directory": str(self.tmp_dir),
             "threads": os.cpu_count() or 2,
         })
+        con.execute("SET enable_progress_bar = false")
         current = self.generation()
         if current is not None:
             con.execute(f"ATTACH '{self.path_for(current)}' AS cur (READ_ONLY)")
