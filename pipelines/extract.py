@@ -10,7 +10,7 @@ from pipelines.mapping import Profile, extract_for_file
 from pipelines.problems import ExtractError, Problem, error, warning
 from pipelines.readers import Source
 from pipelines.readers.ctf import is_ctf, read_ctf
-from pipelines.readers.textfile import inspect
+from pipelines.readers.textfile import FileScan, inspect
 from pipelines.readers.xlsx_reader import read_xlsx
 from pipelines.specs import EXTRACTS
 
@@ -61,14 +61,19 @@ def ctf_source(path: Path, label: str) -> list[Source]:
     return sources
 
 
-def read_file(path: Path, profile: Profile | None, tmp_dir: Path, max_mb: int) -> list[Source]:
+def read_file(path: Path, profile: Profile | None, tmp_dir: Path, max_mb: int,
+              archive_dir: Path | None = None) -> list[Source]:
     """The sources in one file; raise ExtractError if it cannot be read at all."""
     label = path.name
     suffix = path.suffix.lower()
-    if suffix in XLSX_SUFFIXES:
-        return read_xlsx(path, label, profile)
-    if suffix in XML_SUFFIXES or is_ctf(path):
-        return ctf_source(path, label)
+    archive_to = archive_dir / path.name if archive_dir else None
+    if suffix in XLSX_SUFFIXES or suffix in XML_SUFFIXES or is_ctf(path):
+        sources = read_xlsx(path, label, profile) if suffix in XLSX_SUFFIXES \
+            else ctf_source(path, label)
+        scan = FileScan(path, archive_to)
+        for source in sources:
+            source.scan = scan
+        return sources
     extract = extract_for_file(path.stem, profile)
     if extract is None:
         names = ", ".join(f"{e}.csv" for e in EXTRACTS)
@@ -80,8 +85,8 @@ def read_file(path: Path, profile: Profile | None, tmp_dir: Path, max_mb: int) -
         raise ExtractError(error(
             f"files ending {suffix or '(nothing)'} cannot be loaded",
             "export the extract as .csv or .xlsx", file=label))
-    info = inspect(path, label, tmp_dir, max_mb)
-    source = Source(extract, label, "csv", path, info.header, text=info)
+    info = inspect(path, label, tmp_dir, max_mb, archive_to)
+    source = Source(extract, label, "csv", path, info.header, text=info, scan=info.scan)
     if info.encoding != "utf-8":
         source.problems.append(warning(
             f"read as {info.encoding} (not UTF-8)",
@@ -91,13 +96,17 @@ def read_file(path: Path, profile: Profile | None, tmp_dir: Path, max_mb: int) -
 
 
 def read_sources(paths: list[Path], profile: Profile | None, tmp_dir: Path,
-                 max_mb: int) -> tuple[list[Source], list[Problem]]:
-    """Read every file; a file that cannot be read becomes problems, not an exception."""
+                 max_mb: int, archive_dir: Path | None = None
+                 ) -> tuple[list[Source], list[Problem]]:
+    """Read every file; a file that cannot be read becomes problems, not an exception.
+
+    With ``archive_dir``, each file is copied there while it is hashed.
+    """
     files, problems = expand_paths(paths)
     sources: list[Source] = []
     for path in files:
         try:
-            sources.extend(read_file(path, profile, tmp_dir, max_mb))
+            sources.extend(read_file(path, profile, tmp_dir, max_mb, archive_dir))
         except ExtractError as exc:
             for problem in exc.problems:
                 problem.file = problem.file or path.name

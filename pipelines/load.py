@@ -6,8 +6,10 @@ never published. ``dry_run`` runs every check and builds nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import shutil
+import itertools
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +23,14 @@ from pipelines.mapping import Profile, load_profile
 from pipelines.problems import ExtractError, Problem, error
 from pipelines.readers import Source
 from pipelines.readers.sql_reader import read_sql_sources
+from pipelines.readers.textfile import FileScan
 from pipelines.staging import FileRecord, Staged, stage_sources
 from pipelines.validate import Context, validate
 from schoolcomms.codes import CodeConfigError, parse_extra_codes
 from schoolcomms.settings import Settings
 from schoolcomms.warehouse import Busy, Warehouse
+
+_ARCHIVE_SEQUENCE = itertools.count(1)
 
 
 @dataclass
@@ -98,10 +103,11 @@ def load_paths(paths: list[Path] | list[str], settings: Settings, *, dry_run: bo
     """Load extract files and folders into a new generation (or check them, dry run)."""
     started = time.monotonic()
     report = LoadReport(dry_run=dry_run)
+    archive = None if dry_run else _archive_folder(settings)
     try:
         chosen = _profile(settings, profile)
         sources, problems = read_sources([Path(p) for p in paths], chosen, settings.tmp_dir,
-                                         settings["max_extract_mb"])
+                                         settings["max_extract_mb"], archive)
     except ExtractError as exc:
         report.problems = exc.problems
         return _finish(report, settings, actor, origin, started)
@@ -125,33 +131,43 @@ def load_from_sql(settings: Settings, extracts: list[str] | None = None, *,
 
 def run_load(sources: list[Source], settings: Settings, report: LoadReport,
              profile: Profile | None, actor: str, origin: str, started: float) -> LoadReport:
-    """Stage, validate and (unless refused or dry run) publish a new generation."""
+    """Stage, validate and (unless refused or dry run) publish a new generation.
+
+    Files that could not be read are already in ``report.problems``; the others are
+    still staged and validated, so one run reports every problem, but nothing is
+    applied while there is any error.
+    """
     warehouse = Warehouse.from_settings(settings)
+    report.generation_before = warehouse.generation()
+    extra_codes = settings["extra_attendance_codes"]
     try:
-        extra_codes = settings["extra_attendance_codes"]
         parse_extra_codes(extra_codes)
     except CodeConfigError as exc:
-        report.problems.append(error(str(exc), "correct the setting", column="extra_attendance_codes"))
-        return _finish(report, settings, actor, origin, started)
+        report.problems.append(error(str(exc), "correct the setting in settings.toml or "
+                                     "the environment", column="extra_attendance_codes"))
     if not sources and not report.problems:
-        report.problems.append(error("there was nothing to load", "name extract files or a folder"))
-    if report.errors or not sources:
-        report.generation_before = warehouse.generation()
-        return _finish(report, settings, actor, origin, started)
-    lock = warehouse.write_lock(timeout=0) if not report.dry_run else _no_lock()
+        report.problems.append(error("there was nothing to load",
+                                     "name extract files or a folder"))
     try:
-        with lock:
-            report.generation_before = warehouse.generation()
-            con = warehouse.staging_connection()
-            try:
-                _stage_validate_apply(con, warehouse, sources, report, profile, settings,
-                                      extra_codes)
-            finally:
-                con.close()
+        if sources and not any(p.column == "extra_attendance_codes" for p in report.errors):
+            lock = warehouse.write_lock(timeout=0) if not report.dry_run else _no_lock()
+            with lock:
+                report.generation_before = warehouse.generation()
+                con = warehouse.staging_connection()
+                try:
+                    _stage_validate_apply(con, warehouse, sources, report, profile, settings,
+                                          extra_codes)
+                finally:
+                    con.close()
     except Busy as exc:
         report.problems.append(error(str(exc), "wait a minute and load again"))
-    if report.ok and not report.dry_run:
-        _archive(report, settings)
+    finally:
+        scans = {id(s.scan): s.scan for s in sources if s.scan is not None}
+        for scan in scans.values():
+            with contextlib.suppress(OSError):
+                scan.wait()
+    if not report.ok:
+        _discard_archive(report, list(scans.values()))
     return _finish(report, settings, actor, origin, started)
 
 
@@ -185,6 +201,9 @@ def _stage_validate_apply(con: duckdb.DuckDBPyConnection, warehouse: Warehouse,
     if report.errors or report.dry_run:
         return
     clock = time.monotonic()
+    # Row order in warehouse tables carries no meaning; dropping it lets DuckDB write
+    # row groups in parallel and skip a costly re-write at checkpoint.
+    con.execute("SET preserve_insertion_order = false")
     with warehouse.next_generation(con) as generation:
         apply.ensure_schema(con, "new")
         report.problems.extend(apply.apply_all(con, staged, has_current))
@@ -195,17 +214,25 @@ def _stage_validate_apply(con: duckdb.DuckDBPyConnection, warehouse: Warehouse,
     report.timings["publish"] = time.monotonic() - clock
 
 
-def _archive(report: LoadReport, settings: Settings) -> None:
-    day = dt.date.today().isoformat()
-    folder = settings.archive_dir / day / f"gen{report.generation_after:06d}"
+def _archive_folder(settings: Settings) -> Path:
+    """Where this load's files are archived: <data dir>/archive/<date>/<time>-<pid>/."""
+    now = dt.datetime.now()
+    return (settings.archive_dir / now.date().isoformat()
+            / f"{now:%H%M%S}-{os.getpid()}-{next(_ARCHIVE_SEQUENCE)}")
+
+
+def _discard_archive(report: LoadReport, scans: list[FileScan]) -> None:
+    """A refused load keeps no archive copies (they are not the data in the warehouse)."""
+    folders = set()
+    for scan in scans:
+        if scan.archive_to is not None:
+            scan.archive_to.unlink(missing_ok=True)
+            folders.add(scan.archive_to.parent)
     for record in report.files:
-        if record.path is None or not record.path.is_file():
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / record.path.name
-        if not target.exists():
-            shutil.copy2(record.path, target)
-        record.archived = str(target)
+        record.archived = None
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _finish(report: LoadReport, settings: Settings, actor: str, origin: str,

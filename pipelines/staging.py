@@ -7,7 +7,6 @@ came from. Nothing here judges the values; that is :mod:`pipelines.validate`.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +15,9 @@ import pandas as pd
 
 from pipelines.convert import quote
 from pipelines.mapping import Profile, match_header
-from pipelines.problems import Problem, error
+from pipelines.problems import ExtractError, Problem, error, warning
 from pipelines.readers import Source
-from pipelines.readers.textfile import record_lines
+from pipelines.readers.textfile import as_windows_1252, record_lines
 from pipelines.specs import Extract
 
 REJECT_WORDS = {
@@ -53,14 +52,6 @@ class Staged:
     provided: set[str] = field(default_factory=set)
     merge: bool = False
     files: list[FileRecord] = field(default_factory=list)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _select_list(extract: Extract, mapping: dict[int, str], prefix: str = "c") -> str:
@@ -99,6 +90,20 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, table: str,
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     bad = con.execute(
         f"SELECT line, error_type, csv_line FROM {rejects} ORDER BY line").fetchall()
+    if info.encoding == "utf-8" and any(kind == "INVALID ENCODING" for _, kind, _ in bad):
+        # Its head looked like UTF-8 but later bytes are not: read it as Windows-1252.
+        try:
+            as_windows_1252(info)
+        except ExtractError as exc:
+            problems.extend(exc.problems)
+            return None
+        for leftover in (table, rejects, f"{rejects}_scan"):
+            con.execute(f"DROP TABLE IF EXISTS {leftover}")
+        source.problems.append(warning(
+            "read as windows-1252 (not UTF-8)", "nothing to do; exporting as 'CSV UTF-8' "
+            "avoids any doubt about accents", file=source.label))
+        problems.append(source.problems[-1])
+        return _stage_csv(con, source, table, select, problems, max_examples)
     starts: list[int] | None = None
     if not info.simple_lines(rows + len(bad)):
         starts = record_lines(info)
@@ -136,9 +141,6 @@ def stage_sources(con: duckdb.DuckDBPyConnection, sources: list[Source],
         problems.extend(source.problems)
         extract = source.extract
         record = FileRecord(source.label, extract.name, source.format, source.path)
-        if source.path is not None and source.path.is_file():
-            record.sha256 = sha256_of(source.path)
-            record.size_bytes = source.path.stat().st_size
         entry = staged.setdefault(extract.name, Staged(extract, f"stg_{extract.name}"))
         entry.files.append(record)
         if source.merge:
@@ -163,6 +165,10 @@ def stage_sources(con: duckdb.DuckDBPyConnection, sources: list[Source],
             con.execute(f"CREATE TABLE {table} AS SELECT {select}, _line FROM frame_df")
             con.unregister("frame_df")
             line_sql = "_line"
+        if source.scan is not None:
+            scan = source.scan.wait()
+            record.sha256, record.size_bytes = scan.sha256, scan.size
+            record.archived = str(scan.archive_to) if scan.archive_to else None
         record.rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         entry.rows += record.rows
         entry.provided |= set(mapping.values())

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.problems import Problem
-from pipelines.readers.textfile import TextInfo
+from pipelines.readers.textfile import FileScan, TextInfo
 from pipelines.specs import Extract
 
 
@@ -33,6 +33,8 @@ class Source:
     # CTF upserts only the columns it holds, keeping the rest of existing rows.
     merge: bool = False
     problems: list[Problem] = field(default_factory=list)
+    # Hash, size and archive copy of the file, made in the background.
+    scan: FileScan | None = None
 
 
 def cell_text(value: Any) -> str | None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
-from dataclasses import dataclass
+import shutil
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.problems import ExtractError, error
@@ -21,6 +24,60 @@ CP1252_UNDEFINED = {0x81, 0x8D, 0x8F, 0x90, 0x9D}
 DELIMITERS = [",", "\t", ";", "|"]
 
 
+class FileScan:
+    """One background pass over a file: SHA-256, newline count, and an archive copy.
+
+    Runs beside DuckDB's own read, so large extracts are hashed and archived at no
+    extra wall-clock cost (hashlib releases the GIL on large buffers).
+    """
+
+    def __init__(self, path: Path, archive_to: Path | None = None) -> None:
+        self.path = path
+        self.archive_to = archive_to
+        self.sha256 = ""
+        self.newlines = 0
+        self.last_byte = -1
+        self.size = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        digest = hashlib.sha256()
+        sink = None
+        try:
+            if self.archive_to is not None:
+                self.archive_to.parent.mkdir(parents=True, exist_ok=True)
+                sink = self.archive_to.open("wb")
+            with self.path.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    digest.update(chunk)
+                    self.newlines += chunk.count(b"\n")
+                    self.last_byte = chunk[-1]
+                    self.size += len(chunk)
+                    if sink is not None:
+                        sink.write(chunk)
+            if sink is not None:
+                shutil.copystat(self.path, self.archive_to)
+        except BaseException as exc:  # re-raised in the caller's thread by wait()
+            self._error = exc
+        finally:
+            if sink is not None:
+                sink.close()
+        self.sha256 = digest.hexdigest()
+
+    def wait(self) -> FileScan:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    @property
+    def physical_lines(self) -> int:
+        self.wait()
+        return self.newlines + (0 if self.last_byte in (-1, ord("\n")) else 1)
+
+
 @dataclass
 class TextInfo:
     """What we learned about a text extract."""
@@ -29,8 +86,16 @@ class TextInfo:
     encoding: str  # "utf-8" or "windows-1252"
     delimiter: str
     header: list[str]
-    physical_lines: int  # newline-terminated lines, counting a last line without one
     header_lines: int  # lines the header record spans (more than 1 if it has quoted newlines)
+    scan: FileScan = field(repr=False)  # of the original file
+    original: Path | None = None
+    label: str = ""
+    tmp_dir: Path | None = None
+
+    @property
+    def physical_lines(self) -> int:
+        """Newline-terminated lines, counting a last line without one."""
+        return self.scan.physical_lines
 
     def simple_lines(self, records: int) -> bool:
         """True when record n (1-based, after the header) is on line n + header_lines.
@@ -46,7 +111,8 @@ def _line_of_offset(path: Path, offset: int) -> int:
         return handle.read(offset).count(b"\n") + 1
 
 
-def inspect(path: Path, label: str, tmp_dir: Path, max_mb: int) -> TextInfo:
+def inspect(path: Path, label: str, tmp_dir: Path, max_mb: int,
+            archive_to: Path | None = None) -> TextInfo:
     """Check a text extract and return how to read it; raise ExtractError if it cannot be."""
     size = path.stat().st_size
     where = {"file": label}
@@ -75,16 +141,13 @@ def inspect(path: Path, label: str, tmp_dir: Path, max_mb: int) -> TextInfo:
             "export the extract from your MIS as CSV or XLSX; check you picked the right "
             "file", line=head[: head.index(b"\x00")].count(b"\n") + 1, **where))
 
-    encoding, newlines, last_byte = _detect_encoding(path, label)
-    physical = newlines + (0 if last_byte == ord("\n") else 1)
+    # The head decides; DuckDB validates every later byte as UTF-8 while it reads, and
+    # a file that fails there is read again as Windows-1252 (see as_windows_1252).
+    encoding = "utf-8" if _head_is_utf8(head) else "windows-1252"
     read_path = path
     if encoding == "windows-1252":
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        read_path = tmp_dir / f"{path.stem}.{id(path)}.utf8{path.suffix}"
-        with path.open("r", encoding="cp1252", newline="") as src, \
-                read_path.open("w", encoding="utf-8", newline="") as dst:
-            while chunk := src.read(CHUNK):
-                dst.write(chunk)
+        read_path = _transcode(path, label, tmp_dir)
+    scan = FileScan(path, archive_to)
 
     with read_path.open("r", encoding="utf-8-sig", newline="") as handle:
         text_head = handle.read(65536)
@@ -100,46 +163,46 @@ def inspect(path: Path, label: str, tmp_dir: Path, max_mb: int) -> TextInfo:
     if not any(h.strip() for h in header):
         raise ExtractError(error("the first line is blank; it must be the header row",
                                  "remove blank lines above the header", line=1, **where))
-    return TextInfo(read_path, encoding, delimiter, header, physical, reader.line_num)
+    return TextInfo(read_path, encoding, delimiter, header, reader.line_num, scan, path, label,
+                    tmp_dir)
 
 
-def _detect_encoding(path: Path, label: str) -> tuple[str, int, int]:
-    """('utf-8' or 'windows-1252', newline count, last byte); raise if neither fits."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    newlines = 0
-    last = -1
-    utf8 = True
-    offset = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            newlines += chunk.count(b"\n")
-            last = chunk[-1]
-            if utf8:
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError:
-                    utf8 = False
-            offset += len(chunk)
-    if utf8:
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            utf8 = False
-    if utf8:
-        return "utf-8", newlines, last
+def _head_is_utf8(head: bytes) -> bool:
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def as_windows_1252(info: TextInfo) -> TextInfo:
+    """The same file read as Windows-1252, after DuckDB found it is not UTF-8 after all."""
+    assert info.original is not None and info.tmp_dir is not None
+    info.path = _transcode(info.original, info.label, info.tmp_dir)
+    info.encoding = "windows-1252"
+    return info
+
+
+def _transcode(path: Path, label: str, tmp_dir: Path) -> Path:
+    """A UTF-8 copy of a Windows-1252 file; refuse bytes that Windows-1252 leaves undefined."""
     with path.open("rb") as handle:
         position = 0
         while chunk := handle.read(CHUNK):
             bad = next((i for i, b in enumerate(chunk) if b in CP1252_UNDEFINED), None)
             if bad is not None:
-                byte = chunk[bad]
                 raise ExtractError(error(
-                    f"the file has the byte 0x{byte:02X}, which is neither UTF-8 nor "
+                    f"the file has the byte 0x{chunk[bad]:02X}, which is neither UTF-8 nor "
                     "Windows-1252 text", "open the file in a spreadsheet or text editor, "
                     "fix the damaged characters on that line and save it as 'CSV UTF-8'",
                     file=label, line=_line_of_offset(path, position + bad)))
             position += len(chunk)
-    return "windows-1252", newlines, last
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    target = tmp_dir / f"{path.stem}.{id(path)}.utf8{path.suffix}"
+    with path.open("r", encoding="cp1252", newline="") as src, \
+            target.open("w", encoding="utf-8", newline="") as dst:
+        while chunk := src.read(CHUNK):
+            dst.write(chunk)
+    return target
 
 
 def record_lines(info: TextInfo) -> list[int]:
