@@ -175,7 +175,8 @@ def orphaned_history(con: duckdb.DuckDBPyConnection, replaced: list[str]) -> lis
 
 def record_generation(con: duckdb.DuckDBPyConnection, generation: int,
                       staged: dict[str, Staged]) -> None:
-    con.execute(f"INSERT INTO new.{META_TABLE} VALUES (?, now()::TIMESTAMP, ?, ?)",
+    # Local UK time, like every other timestamp in the warehouse.
+    con.execute(f"INSERT INTO new.{META_TABLE} VALUES (?, timezone('Europe/London', now()), ?, ?)",
                 [generation, sorted(staged), sum(e.rows for e in staged.values())])
 
 

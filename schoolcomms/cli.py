@@ -237,7 +237,9 @@ def settings_command(ctx: click.Context, as_json: bool) -> None:
 def _streamlit_argv(settings: Settings, port: int) -> list[str]:
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     return [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-            "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+            "--server.port", str(port), "--browser.gatherUsageStats", "false",
+            # Uploads may be as large as the loader accepts (Streamlit's default is 200 MB).
+            "--server.maxUploadSize", str(settings["max_extract_mb"])]
 
 
 @main.command()

@@ -28,6 +28,9 @@ ENV_PREFIX = "SCHOOLCOMMS_"
 DATA_DIR_ENV = "SCHOOLCOMMS_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
 MASK = "********"
+# Where secrets are read from besides the environment (relative to the working directory,
+# as Streamlit does). Tests point this at an empty file.
+SECRETS_FILE = Path(".streamlit/secrets.toml")
 
 
 class SettingsError(ValueError):
@@ -210,7 +213,7 @@ class Settings:
         self._overrides = dict(overrides or {})
         self.settings_file = self.data_dir / "settings.toml"
         self._file_values = self._read_toml(self.settings_file)
-        secrets_path = Path(secrets_file) if secrets_file else Path(".streamlit/secrets.toml")
+        secrets_path = Path(secrets_file) if secrets_file else SECRETS_FILE
         secrets = self._read_toml(secrets_path)
         # Secrets may sit at the top level or under [schoolcomms].
         self._secret_values = {**secrets, **secrets.get("schoolcomms", {})}

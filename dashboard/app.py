@@ -1,0 +1,42 @@
+"""The dashboard's entry point: page set-up and navigation.
+
+Run it with ``schoolcomms dashboard`` (which sets ``SCHOOLCOMMS_DATA_DIR``) or
+``streamlit run dashboard/app.py``. Each page is a file in ``dashboard/pages``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.common import (
+    CONTACT_DETAILS_PAGE,
+    DATA_LOADS_PAGE,
+    current_generation,
+    get_settings,
+    get_warehouse,
+)
+
+
+def main() -> None:
+    """Set up the page, the navigation and run the chosen page."""
+    settings = get_settings()
+    school = str(settings["school_name"])
+    st.set_page_config(page_title=school, page_icon=":material/school:", layout="wide")
+    has_data = current_generation(get_warehouse()) is not None
+    pages = [
+        st.Page(
+            CONTACT_DETAILS_PAGE,
+            title="Contact details",
+            icon=":material/contacts:",
+            default=has_data,
+        ),
+        st.Page(
+            DATA_LOADS_PAGE, title="Data loads", icon=":material/upload_file:", default=not has_data
+        ),
+    ]
+    navigation = st.navigation(pages)
+    st.sidebar.markdown(f"**{school}**")
+    navigation.run()
+
+
+main()
