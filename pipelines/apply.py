@@ -14,8 +14,9 @@ from pipelines.problems import Problem, error, warning
 from pipelines.specs import EXTRACTS, WAREHOUSE_EXTRACTS, create_table_sql
 from pipelines.staging import Staged
 from pipelines.validate import Context, lookup_table
+from schoolcomms.warehouse import LOG_TABLE
 
-META_TABLE = "_generations"
+META_TABLE = LOG_TABLE  # the load log, which rollback reads for lineage
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
@@ -126,7 +127,8 @@ def apply_all(con: duckdb.DuckDBPyConnection, staged: dict[str, Staged],
               has_current: bool) -> list[Problem]:
     """Write every staged extract into ``new``; return warnings about orphaned history."""
     replaced = []
-    for name, entry in staged.items():
+    # Updates (student_emails) last, so they change the students this load writes.
+    for name, entry in sorted(staged.items(), key=lambda item: item[1].extract.kind == "update"):
         extract = entry.extract
         target = f"new.{quote(name)}"
         if extract.kind == "update":

@@ -14,6 +14,13 @@ TIMESTAMP_FORMATS = [
     "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S",
     "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S",
 ]
+# strptime alone is too lenient: it reads '3/9/26' as the year 26, '9:5' as 09:05. Each
+# value must also have the shape the contract names (four-digit years, two-digit minutes).
+_DATE = r"([0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
+_TIME = r"[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?"
+SHAPES = {"date": _DATE, "time": _TIME, "timestamp": _DATE + "[ T]" + _TIME,
+          # try_cast rounds '7.5' to 8 and reads '1e3' and '0x10': whole numbers only.
+          "int": r"[+-]?[0-9]+(\.0+)?"}
 TRUE_WORDS = ("y", "yes", "true", "1")
 FALSE_WORDS = ("n", "no", "false", "0")
 
@@ -34,13 +41,17 @@ def parse_expr(column: Column, ref: str) -> str | None:
     """SQL for the typed value of ``ref`` (a staged VARCHAR), or None for plain text."""
     kind = column.type
     if kind == "date":
-        return f"CAST(try_strptime({ref}, {_list(DATE_FORMATS)}) AS DATE)"
-    if kind == "time":
-        return f"CAST(try_strptime({ref}, {_list(TIME_FORMATS)}) AS TIME)"
-    if kind == "timestamp":
-        return f"try_strptime({ref}, {_list(TIMESTAMP_FORMATS)})"
-    if kind == "int":
-        return f"try_cast({ref} AS BIGINT)"
+        parsed = f"CAST(try_strptime({ref}, {_list(DATE_FORMATS)}) AS DATE)"
+    elif kind == "time":
+        parsed = f"CAST(try_strptime({ref}, {_list(TIME_FORMATS)}) AS TIME)"
+    elif kind == "timestamp":
+        parsed = f"try_strptime({ref}, {_list(TIMESTAMP_FORMATS)})"
+    elif kind == "int":
+        parsed = f"try_cast({ref} AS BIGINT)"
+    else:
+        parsed = None
+    if parsed is not None:
+        return f"CASE WHEN regexp_full_match({ref}, '{SHAPES[kind]}') THEN {parsed} END"
     if kind == "bool":
         return (f"CASE WHEN lower({ref}) IN ({_words(TRUE_WORDS)}) THEN TRUE "
                 f"WHEN lower({ref}) IN ({_words(FALSE_WORDS)}) THEN FALSE END")

@@ -10,7 +10,7 @@ from pipelines.mapping import Profile, extract_for_file
 from pipelines.problems import ExtractError, Problem, error, warning
 from pipelines.readers import Source
 from pipelines.readers.ctf import is_ctf, read_ctf
-from pipelines.readers.textfile import FileScan, inspect
+from pipelines.readers.textfile import FileScan, check_size, inspect
 from pipelines.readers.xlsx_reader import read_xlsx
 from pipelines.specs import EXTRACTS
 
@@ -62,11 +62,14 @@ def ctf_source(path: Path, label: str) -> list[Source]:
 
 
 def read_file(path: Path, profile: Profile | None, tmp_dir: Path, max_mb: int,
-              archive_dir: Path | None = None) -> list[Source]:
-    """The sources in one file; raise ExtractError if it cannot be read at all."""
+              archive_to: Path | None = None) -> list[Source]:
+    """The sources in one file; raise ExtractError if it cannot be read at all.
+
+    With ``archive_to``, the file is copied there while it is hashed.
+    """
     label = path.name
     suffix = path.suffix.lower()
-    archive_to = archive_dir / path.name if archive_dir else None
+    check_size(path, label, max_mb)
     if suffix in XLSX_SUFFIXES or suffix in XML_SUFFIXES or is_ctf(path):
         sources = read_xlsx(path, label, profile) if suffix in XLSX_SUFFIXES \
             else ctf_source(path, label)
@@ -104,9 +107,19 @@ def read_sources(paths: list[Path], profile: Profile | None, tmp_dir: Path,
     """
     files, problems = expand_paths(paths)
     sources: list[Source] = []
+    archived: set[str] = set()
     for path in files:
+        archive_to = None
+        if archive_dir is not None:
+            # Two files may share a name (marks.csv from two folders): keep both.
+            name, n = path.name, 1
+            while name.lower() in archived:
+                n += 1
+                name = f"{path.stem} ({n}){path.suffix}"
+            archived.add(name.lower())
+            archive_to = archive_dir / name
         try:
-            sources.extend(read_file(path, profile, tmp_dir, max_mb, archive_dir))
+            sources.extend(read_file(path, profile, tmp_dir, max_mb, archive_to))
         except ExtractError as exc:
             for problem in exc.problems:
                 problem.file = problem.file or path.name

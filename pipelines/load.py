@@ -28,7 +28,7 @@ from pipelines.staging import FileRecord, Staged, stage_sources
 from pipelines.validate import Context, validate
 from schoolcomms.codes import CodeConfigError, parse_extra_codes
 from schoolcomms.settings import Settings
-from schoolcomms.warehouse import Busy, Warehouse
+from schoolcomms.warehouse import Busy, Warehouse, WarehouseError
 
 _ARCHIVE_SEQUENCE = itertools.count(1)
 
@@ -138,7 +138,12 @@ def run_load(sources: list[Source], settings: Settings, report: LoadReport,
     applied while there is any error.
     """
     warehouse = Warehouse.from_settings(settings)
-    report.generation_before = warehouse.generation()
+    try:
+        report.generation_before = warehouse.generation()
+    except WarehouseError as exc:  # CURRENT is damaged: say so, and how to repair it
+        report.problems.append(error(str(exc).rstrip("."), "repair it as that says, then "
+                                     "load again"))
+        return _finish(report, settings, actor, origin, started)
     extra_codes = settings["extra_attendance_codes"]
     try:
         parse_extra_codes(extra_codes)
@@ -159,16 +164,26 @@ def run_load(sources: list[Source], settings: Settings, report: LoadReport,
                                           extra_codes)
                 finally:
                     con.close()
-    except Busy as exc:
-        report.problems.append(error(str(exc), "wait a minute and load again"))
+    except Busy:
+        report.problems.append(error("another load is running (the warehouse lock is held)",
+                                     "wait for it to finish, then load again"))
     finally:
         scans = {id(s.scan): s.scan for s in sources if s.scan is not None}
         for scan in scans.values():
             with contextlib.suppress(OSError):
                 scan.wait()
+        _remove_working_copies(sources)
     if not report.ok:
         _discard_archive(report, list(scans.values()))
     return _finish(report, settings, actor, origin, started)
+
+
+def _remove_working_copies(sources: list[Source]) -> None:
+    """Delete the UTF-8 copies made of Windows-1252 files in the tmp folder."""
+    for source in sources:
+        info = source.text
+        if info is not None and info.original is not None and info.path != info.original:
+            info.path.unlink(missing_ok=True)
 
 
 class _no_lock:
@@ -238,6 +253,11 @@ def _discard_archive(report: LoadReport, scans: list[FileScan]) -> None:
 def _finish(report: LoadReport, settings: Settings, actor: str, origin: str,
             started: float) -> LoadReport:
     report.seconds = time.monotonic() - started
+    if report.generation_before is None and report.generation_after is None:
+        # Refused before run_load looked (a bad profile, a failing SQL query): the
+        # report still says which generation stays current.
+        with contextlib.suppress(WarehouseError):
+            report.generation_before = Warehouse.from_settings(settings).generation()
     for problem in report.problems:
         if problem.file.startswith(str(settings.tmp_dir)):
             problem.file = Path(problem.file).name

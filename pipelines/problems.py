@@ -42,8 +42,10 @@ class Problem:
         more = ""
         if self.count > 1:
             shown = ", ".join(str(n) for n in self.lines[:10])
-            more = f" ({self.count:,} rows in all; lines {shown}{'…' if self.count > 10 else ''})"
-        return f"{self.where()}:{value} {self.problem}{more}. Fix: {self.fix}"
+            lines = f"; lines {shown}{'…' if self.count > 10 else ''}" if self.lines else ""
+            more = f" ({self.count:,} rows in all{lines})"
+        # Messages passed on from elsewhere may end with a full stop of their own.
+        return f"{self.where()}:{value} {self.problem.rstrip('.')}{more}. Fix: {self.fix}"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -65,6 +65,11 @@ def _select_list(extract: Extract, mapping: dict[int, str], prefix: str = "c") -
     return ", ".join(parts)
 
 
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    # fetchall, not fetchone: DuckDB refuses con.register() while a result is unfinished.
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+
 def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, table: str,
                select: str, problems: list[Problem], max_examples: int) -> str | None:
     """Read a CSV into ``table``; return the SQL for its line numbers, or None on failure."""
@@ -87,7 +92,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, table: str,
             "export it again from your MIS as CSV with a header row",
             file=source.label, extract=source.extract.name))
         return None
-    rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    rows = _count(con, table)
     bad = con.execute(
         f"SELECT line, error_type, csv_line FROM {rejects} ORDER BY line").fetchall()
     if info.encoding == "utf-8" and any(kind == "INVALID ENCODING" for _, kind, _ in bad):
@@ -108,10 +113,12 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, table: str,
     if not info.simple_lines(rows + len(bad)):
         starts = record_lines(info)
     if bad:
+        # Rejected rows are numbered with blank lines counted, unlike the rows read.
+        lines_of = record_lines(info, blank=True) if starts is not None else None
         by_type: dict[str, list[int]] = {}
         for line, kind, _ in bad:
             record = int(line) - info.header_lines
-            real = starts[record - 1] if starts and 0 < record <= len(starts) else \
+            real = lines_of[record - 1] if lines_of and 0 < record <= len(lines_of) else \
                 record + info.header_lines
             by_type.setdefault(kind, []).append(real)
         for kind, lines in by_type.items():
@@ -169,7 +176,7 @@ def stage_sources(con: duckdb.DuckDBPyConnection, sources: list[Source],
             scan = source.scan.wait()
             record.sha256, record.size_bytes = scan.sha256, scan.size
             record.archived = str(scan.archive_to) if scan.archive_to else None
-        record.rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        record.rows = _count(con, table)
         entry.rows += record.rows
         entry.provided |= set(mapping.values())
         entry.merge = entry.merge or source.merge

@@ -29,6 +29,8 @@ from filelock import FileLock, Timeout
 
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = "load.lock"
+# Each generation's load log (written by pipelines.apply): one row per load in its lineage.
+LOG_TABLE = "_generations"
 SUFFIX = ".duckdb"
 
 
@@ -117,8 +119,30 @@ class Warehouse:
         os.replace(tmp, pointer)
         _fsync_dir(self.root)
 
+    def _lineage(self, generation: int) -> set[int]:
+        """The generation numbers in its load log (its own and its ancestors'), if any."""
+        cur = self._reader(generation).cursor()
+        try:
+            rows = cur.execute(f"SELECT DISTINCT generation FROM {LOG_TABLE}").fetchall()
+        except duckdb.Error:
+            return set()
+        finally:
+            cur.close()
+        return {int(g) for (g,) in rows if g is not None}
+
+    def _ancestors(self, current: int) -> list[int]:
+        """The generations on disk that ``current`` was built on, oldest first.
+
+        Each load copies its parent's load log and adds its own number, so a generation
+        that was rolled back and then built past is not an ancestor: rolling back again
+        must not bring it back. Generations older than the log count as ancestors.
+        """
+        lineage = self._lineage(current)
+        first = min(lineage, default=current)
+        return [g for g in self.generations() if g < current and (g < first or g in lineage)]
+
     def _prune(self, current: int) -> None:
-        kept = [g for g in self.generations() if g <= current][-self.keep:]
+        kept = [*self._ancestors(current), current][-self.keep:]
         for generation in self.generations():
             if generation not in kept and generation < current:
                 self.path_for(generation).unlink(missing_ok=True)
@@ -141,13 +165,25 @@ class Warehouse:
         finally:
             lock.release()
 
-    def rollback(self) -> tuple[int, int]:
-        """Make the previous generation current; returns (before, after)."""
+    def rollback(self) -> tuple[int | None, int]:
+        """Make the previous generation current; returns (before, after).
+
+        If CURRENT names a generation that is not on disk, point it at the newest
+        complete one instead (what :meth:`generation`'s message tells the user to do).
+        """
         with self.write_lock(timeout=30):
-            current = self.generation()
+            try:
+                current = self.generation()
+            except WarehouseError:
+                complete = self.generations()
+                if not complete:
+                    raise
+                named = (self.root / CURRENT_FILE).read_text().strip()
+                self._publish(complete[-1])
+                return (int(named) if named.isdigit() else None), complete[-1]
             if current is None:
                 raise NoWarehouse("There is nothing to roll back: no extract has been loaded.")
-            older = [g for g in self.generations() if g < current]
+            older = self._ancestors(current)
             if not older:
                 raise WarehouseError(
                     f"Generation {current} is the oldest one kept; there is nothing earlier "

@@ -11,7 +11,9 @@ import codecs
 import csv
 import hashlib
 import io
+import os
 import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +108,23 @@ class TextInfo:
         return self.physical_lines == records + self.header_lines
 
 
+def check_size(path: Path, label: str, max_mb: int) -> None:
+    """Refuse a file (of any format) larger than the setting max_extract_mb, before reading."""
+    size = path.stat().st_size
+    if size > max_mb * 1024 * 1024:
+        raise ExtractError(error(
+            f"the file is {size / 1024 / 1024:,.0f} MiB, more than the {max_mb:,} MiB limit",
+            "split it into smaller files (event extracts such as marks can be loaded a "
+            "term at a time) or raise the setting max_extract_mb", file=label))
+
+
+def _utf16_without_bom(head: bytes) -> bool:
+    """UTF-16 text with no byte-order mark: NUL in (nearly) every other byte."""
+    sample = head[:4096]
+    half = len(sample) // 2
+    return half >= 8 and max(sample[0::2].count(0), sample[1::2].count(0)) >= 0.9 * half
+
+
 def _line_of_offset(path: Path, offset: int) -> int:
     with path.open("rb") as handle:
         return handle.read(offset).count(b"\n") + 1
@@ -120,11 +139,7 @@ def inspect(path: Path, label: str, tmp_dir: Path, max_mb: int,
         raise ExtractError(error("the file is empty (0 bytes)",
                                  "export the extract again; the file should start with a "
                                  "header row", **where))
-    if size > max_mb * 1024 * 1024:
-        raise ExtractError(error(
-            f"the file is {size / 1024 / 1024:,.0f} MiB, more than the {max_mb:,} MiB limit",
-            "split it into smaller files (event extracts such as marks can be loaded a "
-            "term at a time) or raise the setting max_extract_mb", **where))
+    check_size(path, label, max_mb)
     with path.open("rb") as handle:
         head = handle.read(65536)
     if head.startswith(b"PK\x03\x04"):
@@ -132,7 +147,7 @@ def inspect(path: Path, label: str, tmp_dir: Path, max_mb: int,
             "the file is an Excel workbook or ZIP archive but its name ends in "
             f"{path.suffix or '(nothing)'}", "rename it to .xlsx, or save it from Excel "
             "as 'CSV UTF-8'", **where))
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _utf16_without_bom(head):
         raise ExtractError(error("the file is encoded as UTF-16",
                                  "save it as 'CSV UTF-8' (or Windows-1252) instead", **where))
     if b"\x00" in head:
@@ -197,7 +212,11 @@ def _transcode(path: Path, label: str, tmp_dir: Path) -> Path:
                     file=label, line=_line_of_offset(path, position + bad)))
             position += len(chunk)
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    target = tmp_dir / f"{path.stem}.{id(path)}.utf8{path.suffix}"
+    # A unique name: loads in other processes (dry runs take no lock) share tmp_dir.
+    handle, name = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=f".utf8{path.suffix}",
+                                    dir=tmp_dir)
+    os.close(handle)
+    target = Path(name)
     with path.open("r", encoding="cp1252", newline="") as src, \
             target.open("w", encoding="utf-8", newline="") as dst:
         while chunk := src.read(CHUNK):
@@ -205,15 +224,19 @@ def _transcode(path: Path, label: str, tmp_dir: Path) -> Path:
     return target
 
 
-def record_lines(info: TextInfo) -> list[int]:
-    """The starting line of every data record (slow path: quoted newlines or blank lines)."""
+def record_lines(info: TextInfo, blank: bool = False) -> list[int]:
+    """The starting line of every data record (slow path: quoted newlines or blank lines).
+
+    DuckDB skips blank lines when it reads rows but counts them in the line numbers of
+    rejected rows; ``blank=True`` gives the starts in that numbering (blank lines too).
+    """
     starts: list[int] = []
     with info.path.open("r", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=info.delimiter)
         next(reader, None)
         previous_end = reader.line_num
         for row in reader:
-            if row:
+            if row or blank:
                 starts.append(previous_end + 1)
             previous_end = reader.line_num
     return starts
