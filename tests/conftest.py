@@ -200,3 +200,24 @@ class Cli:
 def cli(clean_env: None, settings: Settings) -> Cli:
     """The CLI on the same data directory as the ``settings`` fixture, clean environment."""
     return Cli(settings.data_dir)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_from_the_developer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test may read a developer's settings, secrets or ./data, or write there.
+
+    Every ``SCHOOLCOMMS_*`` variable is removed for the session, the default data
+    directory points into a temporary folder, and the secrets file into nowhere.
+    """
+    import schoolcomms.settings as settings_module
+
+    saved = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    for name in saved:
+        del os.environ[name]
+    os.environ["SCHOOLCOMMS_DATA_DIR"] = str(tmp_path_factory.mktemp("default-data-dir"))
+    secrets = settings_module.SECRETS_FILE
+    settings_module.SECRETS_FILE = tmp_path_factory.mktemp("no-secrets") / "secrets.toml"
+    yield
+    settings_module.SECRETS_FILE = secrets
+    os.environ.pop("SCHOOLCOMMS_DATA_DIR", None)
+    os.environ.update(saved)
