@@ -37,8 +37,12 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def parse_expr(column: Column, ref: str) -> str | None:
-    """SQL for the typed value of ``ref`` (a staged VARCHAR), or None for plain text."""
+def parse_expr(column: Column, ref: str, trusted: bool = False) -> str | None:
+    """SQL for the typed value of ``ref`` (a staged VARCHAR), or None for plain text.
+
+    ``trusted`` leaves out the shape check, for values that validation has already
+    checked with the full expression (the load itself), where it would only cost time.
+    """
     kind = column.type
     if kind == "date":
         parsed = f"CAST(try_strptime({ref}, {_list(DATE_FORMATS)}) AS DATE)"
@@ -51,6 +55,8 @@ def parse_expr(column: Column, ref: str) -> str | None:
     else:
         parsed = None
     if parsed is not None:
+        if trusted:
+            return parsed
         return f"CASE WHEN regexp_full_match({ref}, '{SHAPES[kind]}') THEN {parsed} END"
     if kind == "bool":
         return (f"CASE WHEN lower({ref}) IN ({_words(TRUE_WORDS)}) THEN TRUE "
@@ -62,11 +68,14 @@ def parse_expr(column: Column, ref: str) -> str | None:
 
 
 def load_expr(column: Column, ref: str) -> str:
-    """SQL for the value to store: the parsed value, with the column default when blank."""
+    """SQL for the value to store: the parsed value, with the column default when blank.
+
+    Only used on values that passed validation, so the shape check is not repeated.
+    """
     source = ref
     if column.default is not None:
         source = f"coalesce({ref}, '{column.default}')"
-    parsed = parse_expr(column, source)
+    parsed = parse_expr(column, source, trusted=True)
     if parsed is not None:
         return parsed
     if column.type == "code":

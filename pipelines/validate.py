@@ -133,9 +133,16 @@ def check_keys(ctx: Context, staged: Staged) -> list[Problem]:
     if extract.kind == "update":
         return []
     keys = ", ".join(quote(k) for k in extract.key)
-    # Grouping on the keys alone is cheap; lines are fetched only for the duplicates.
+    # Group on a 64-bit hash of the key first (much cheaper than the strings); only
+    # keys whose hash repeats are compared exactly, and lines are fetched only for
+    # the true duplicates.
+    ctx.con.execute(f"CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT hash({keys}) AS h "
+                    f"FROM {staged.view} GROUP BY h HAVING count(*) > 1")
+    if not ctx.con.execute("SELECT count(*) FROM dup_hashes").fetchall()[0][0]:
+        return []
     ctx.con.execute(f"CREATE OR REPLACE TEMP TABLE dup_keys AS SELECT {keys} "
-                    f"FROM {staged.view} GROUP BY ALL HAVING count(*) > 1")
+                    f"FROM {staged.view} WHERE hash({keys}) IN (SELECT h FROM dup_hashes) "
+                    f"GROUP BY ALL HAVING count(*) > 1")
     total = ctx.con.execute("SELECT count(*) FROM dup_keys").fetchone()[0]
     if not total:
         return []
