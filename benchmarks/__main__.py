@@ -47,6 +47,24 @@ def naive_run(folder: Path, index: int) -> dict:
                     str(target / "naive.duckdb"))
 
 
+def sample_college() -> Path:
+    """The sample college (10,000 students and their contacts), loaded once and kept."""
+    import datetime as dt
+
+    from pipelines.load import load_paths
+    from pipelines.sample import generate_sample
+    from schoolcomms.settings import Settings
+
+    data_dir = CACHE / "college-sample"
+    if not (data_dir / "warehouse" / "CURRENT").exists():
+        shutil.rmtree(data_dir, ignore_errors=True)
+        files = generate_sample("college", dt.date(2026, 11, 20), data_dir / "extracts")
+        report = load_paths(list(files.values()), Settings(data_dir, env={}), actor="bench")
+        if not report.ok:
+            raise SystemExit("could not load the sample college: " + report.summary())
+    return data_dir
+
+
 def bench_load() -> list[dict]:
     folder = college_year(CACHE / "college-year", MARKS)
     ours = [scenario("load_marks", str(folder), str(fresh_dir(f"load-{i}"))) for i in range(RUNS)]
@@ -55,7 +73,8 @@ def bench_load() -> list[dict]:
     naive_rate = statistics.median(r["marks"] / r["seconds"] for r in naive)
     publish = statistics.median(r["timings"]["publish"] for r in ours)
     peak = max(r["peak_mb"] for r in ours)
-    report = [scenario("contact_report", str(CACHE / "load-0")) for _ in range(RUNS)]
+    college = sample_college()
+    report = [scenario("contact_report", str(college)) for _ in range(RUNS)]
     return [
         {"benchmark": f"load {MARKS:,} marks from CSV (validation included)",
          "median": f"{our_rate:,.0f} marks/s", "target": ">= 1,500,000 marks/s",
@@ -71,7 +90,7 @@ def bench_load() -> list[dict]:
          "median": f"{publish:.2f} s", "target": "< 3 s", "baseline": "", "ratio": "",
          "pass": publish < 3},
         {"benchmark": "open current snapshot read-only + contact-details report "
-                      "(10,000 students, fresh process)",
+                      "(sample college: 10,000 students, 18,177 contacts; fresh process)",
          "median": f"{statistics.median(r['seconds'] for r in report) * 1000:.0f} ms",
          "target": "< 200 ms", "baseline": "", "ratio": "",
          "pass": statistics.median(r["seconds"] for r in report) < 0.2},

@@ -112,7 +112,15 @@ SELECT
     p.priority1_mobile,
     coalesce(p.has_valid_mobile, false) AS has_valid_mobile,
     coalesce(p.has_email, false) AS has_email,
-    CAST(coalesce(p.invalid_numbers, 0) AS BIGINT) AS invalid_numbers
+    CAST(coalesce(p.invalid_numbers, 0) AS BIGINT) AS invalid_numbers,
+    concat_ws('; ',
+        CASE WHEN NOT coalesce(p.has_priority1, false) THEN '{NO_PRIORITY1}' END,
+        CASE WHEN NOT coalesce(p.has_valid_mobile, false) THEN '{NO_MOBILE}' END,
+        CASE WHEN NOT coalesce(p.has_email, false) THEN '{NO_EMAIL}' END,
+        CASE WHEN coalesce(p.invalid_numbers, 0) = 1 THEN '1 invalid number'
+             WHEN coalesce(p.invalid_numbers, 0) > 1
+             THEN CAST(p.invalid_numbers AS VARCHAR) || ' invalid numbers' END
+    ) AS problems
 FROM s LEFT JOIN per_student p ON p.student_id = s.student_id
 ORDER BY {_ORDER_SQL}
 """
@@ -138,20 +146,6 @@ WHERE s.status LIKE ? AND {_invalid(column)}
 )
 
 
-def _problem_text(row: pd.Series) -> str:
-    parts = []
-    if row["no_priority1"]:
-        parts.append(NO_PRIORITY1)
-    if row["no_valid_mobile"]:
-        parts.append(NO_MOBILE)
-    if row["no_email"]:
-        parts.append(NO_EMAIL)
-    count = int(row["invalid_numbers"])
-    if count:
-        parts.append(f"{count} invalid number{'s' if count != 1 else ''}")
-    return "; ".join(parts)
-
-
 def contact_details(warehouse: Warehouse) -> pd.DataFrame:
     """One row per current student (``status LIKE 'C%'``) with how they can be reached.
 
@@ -173,10 +167,6 @@ def contact_details(warehouse: Warehouse) -> pd.DataFrame:
     frame["no_valid_mobile"] = ~frame["has_valid_mobile"]
     frame["no_email"] = ~frame["has_email"]
     frame["has_invalid_numbers"] = frame["invalid_numbers"] > 0
-    if frame.empty:
-        frame["problems"] = pd.Series(dtype=object)
-    else:
-        frame["problems"] = frame.apply(_problem_text, axis=1)
     return frame[[*DETAIL_COLUMNS, *PROBLEM_KINDS.values()]].reset_index(drop=True)
 
 
