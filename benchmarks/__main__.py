@@ -27,8 +27,13 @@ NAIVE_ROWS = 100_000
 
 
 def scenario(*args: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "benchmarks.scenarios", *args],
-                            capture_output=True, text=True, cwd=HERE.parent, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scenarios", *args],
+        capture_output=True,
+        text=True,
+        cwd=HERE.parent,
+        check=False,
+    )
     if result.returncode != 0:
         raise SystemExit(f"benchmark {args[0]} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -43,8 +48,9 @@ def fresh_dir(name: str) -> Path:
 def naive_run(folder: Path, index: int) -> dict:
     target = fresh_dir(f"naive-{index}")
     target.mkdir(parents=True)
-    return scenario("naive", str(folder / "marks.csv"), str(NAIVE_ROWS),
-                    str(target / "naive.duckdb"))
+    return scenario(
+        "naive", str(folder / "marks.csv"), str(NAIVE_ROWS), str(target / "naive.duckdb")
+    )
 
 
 def sample_college() -> Path:
@@ -76,24 +82,45 @@ def bench_load() -> list[dict]:
     college = sample_college()
     report = [scenario("contact_report", str(college)) for _ in range(RUNS)]
     return [
-        {"benchmark": f"load {MARKS:,} marks from CSV (validation included)",
-         "median": f"{our_rate:,.0f} marks/s", "target": ">= 1,500,000 marks/s",
-         "baseline": f"naive read_csv+to_sql: {naive_rate:,.0f} marks/s "
-                     f"({NAIVE_ROWS:,}-row subset, extrapolated)",
-         "ratio": f"{our_rate / naive_rate:,.0f}x", "pass": our_rate >= 1_500_000,
-         "detail": {"runs_seconds": [r["seconds"] for r in ours],
-                    "timings": [r["timings"] for r in ours]}},
-        {"benchmark": "peak memory of that load", "median": f"{peak:,.0f} MB (max of runs)",
-         "target": "< 1,500 MB", "baseline": f"naive: {max(r['peak_mb'] for r in naive):,.0f} MB "
-         f"for {NAIVE_ROWS:,} rows", "ratio": "", "pass": peak < 1500},
-        {"benchmark": "publish the new snapshot (checkpoint, fsync, rename, CURRENT)",
-         "median": f"{publish:.2f} s", "target": "< 3 s", "baseline": "", "ratio": "",
-         "pass": publish < 3},
-        {"benchmark": "open current snapshot read-only + contact-details report "
-                      "(sample college: 10,000 students, 18,177 contacts; fresh process)",
-         "median": f"{statistics.median(r['seconds'] for r in report) * 1000:.0f} ms",
-         "target": "< 200 ms", "baseline": "", "ratio": "",
-         "pass": statistics.median(r["seconds"] for r in report) < 0.2},
+        {
+            "benchmark": f"load {MARKS:,} marks from CSV (validation included)",
+            "median": f"{our_rate:,.0f} marks/s",
+            "target": ">= 1,500,000 marks/s",
+            "baseline": f"naive read_csv+to_sql: {naive_rate:,.0f} marks/s "
+            f"({NAIVE_ROWS:,}-row subset, extrapolated)",
+            "ratio": f"{our_rate / naive_rate:,.0f}x",
+            "pass": our_rate >= 1_500_000,
+            "detail": {
+                "runs_seconds": [r["seconds"] for r in ours],
+                "timings": [r["timings"] for r in ours],
+            },
+        },
+        {
+            "benchmark": "peak memory of that load",
+            "median": f"{peak:,.0f} MB (max of runs)",
+            "target": "< 1,500 MB",
+            "baseline": f"naive: {max(r['peak_mb'] for r in naive):,.0f} MB "
+            f"for {NAIVE_ROWS:,} rows",
+            "ratio": "",
+            "pass": peak < 1500,
+        },
+        {
+            "benchmark": "publish the new snapshot (checkpoint, fsync, rename, CURRENT)",
+            "median": f"{publish:.2f} s",
+            "target": "< 3 s",
+            "baseline": "",
+            "ratio": "",
+            "pass": publish < 3,
+        },
+        {
+            "benchmark": "open current snapshot read-only + contact-details report "
+            "(sample college: 10,000 students, 18,177 contacts; fresh process)",
+            "median": f"{statistics.median(r['seconds'] for r in report) * 1000:.0f} ms",
+            "target": "< 200 ms",
+            "baseline": "",
+            "ratio": "",
+            "pass": statistics.median(r["seconds"] for r in report) < 0.2,
+        },
     ]
 
 
@@ -102,8 +129,10 @@ def main() -> None:
     width = max(len(r["benchmark"]) for r in rows)
     print(f"{'benchmark':<{width}}  {'median':>22}  {'target':>22}  ratio  ok   baseline")
     for r in rows:
-        print(f"{r['benchmark']:<{width}}  {r['median']:>22}  {r['target']:>22}  "
-              f"{r['ratio']:>5}  {'yes' if r['pass'] else 'NO':<3}  {r['baseline']}")
+        print(
+            f"{r['benchmark']:<{width}}  {r['median']:>22}  {r['target']:>22}  "
+            f"{r['ratio']:>5}  {'yes' if r['pass'] else 'NO':<3}  {r['baseline']}"
+        )
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(rows, indent=2, default=str))

@@ -29,8 +29,13 @@ def load_marks(folder: str, data_dir: str) -> dict[str, object]:
     seconds = time.perf_counter() - start
     if not report.ok:
         raise SystemExit("benchmark load refused: " + "; ".join(p.as_text() for p in report.errors))
-    return {"seconds": seconds, "marks": report.rows["marks"], "timings": report.timings,
-            "peak_mb": peak_mb(), "generation": report.generation_after}
+    return {
+        "seconds": seconds,
+        "marks": report.rows["marks"],
+        "timings": report.timings,
+        "peak_mb": peak_mb(),
+        "generation": report.generation_after,
+    }
 
 
 def naive(marks_csv: str, rows: str, db_path: str) -> dict[str, object]:

@@ -11,16 +11,24 @@ from pipelines.specs import Column
 DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y"]
 TIME_FORMATS = ["%H:%M", "%H:%M:%S"]
 TIMESTAMP_FORMATS = [
-    "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S",
-    "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
 ]
 # strptime alone is too lenient: it reads '3/9/26' as the year 26, '9:5' as 09:05. Each
 # value must also have the shape the contract names (four-digit years, two-digit minutes).
 _DATE = r"([0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
 _TIME = r"[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?"
-SHAPES = {"date": _DATE, "time": _TIME, "timestamp": _DATE + "[ T]" + _TIME,
-          # try_cast rounds '7.5' to 8 and reads '1e3' and '0x10': whole numbers only.
-          "int": r"[+-]?[0-9]+(\.0+)?"}
+SHAPES = {
+    "date": _DATE,
+    "time": _TIME,
+    "timestamp": _DATE + "[ T]" + _TIME,
+    # try_cast rounds '7.5' to 8 and reads '1e3' and '0x10': whole numbers only.
+    "int": r"[+-]?[0-9]+(\.0+)?",
+}
 TRUE_WORDS = ("y", "yes", "true", "1")
 FALSE_WORDS = ("n", "no", "false", "0")
 
@@ -59,8 +67,10 @@ def parse_expr(column: Column, ref: str, trusted: bool = False) -> str | None:
             return parsed
         return f"CASE WHEN regexp_full_match({ref}, '{SHAPES[kind]}') THEN {parsed} END"
     if kind == "bool":
-        return (f"CASE WHEN lower({ref}) IN ({_words(TRUE_WORDS)}) THEN TRUE "
-                f"WHEN lower({ref}) IN ({_words(FALSE_WORDS)}) THEN FALSE END")
+        return (
+            f"CASE WHEN lower({ref}) IN ({_words(TRUE_WORDS)}) THEN TRUE "
+            f"WHEN lower({ref}) IN ({_words(FALSE_WORDS)}) THEN FALSE END"
+        )
     if kind == "enum":
         values = ", ".join(f"'{v}'" for v in column.values)
         return f"CASE WHEN lower({ref}) IN ({values}) THEN lower({ref}) END"

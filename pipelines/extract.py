@@ -26,15 +26,18 @@ def expand_paths(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     problems: list[Problem] = []
     for path in paths:
         if path.is_dir():
-            inside = sorted(p for p in path.iterdir()
-                            if p.is_file() and not p.name.startswith("."))
+            inside = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
             for candidate in inside:
                 if candidate.suffix.lower() in KNOWN_SUFFIXES:
                     files.append(candidate)
             if not any(p.suffix.lower() in KNOWN_SUFFIXES for p in inside):
-                problems.append(error("the folder holds no extract files",
-                                      "put .csv, .xlsx or CTF .xml files in it",
-                                      file=str(path)))
+                problems.append(
+                    error(
+                        "the folder holds no extract files",
+                        "put .csv, .xlsx or CTF .xml files in it",
+                        file=str(path),
+                    )
+                )
         elif path.is_file():
             files.append(path)
         else:
@@ -54,15 +57,25 @@ def ctf_source(path: Path, label: str) -> list[Source]:
         positional = frame.copy()
         positional.columns = [f"c{i}" for i in range(len(header))]
         positional["_line"] = pd.Series([None] * len(frame), dtype="Int64")
-        sources.append(Source(EXTRACTS[name], f"{label} ({name})", "ctf", path, header,
-                              frame=positional, merge=True))
+        sources.append(
+            Source(
+                EXTRACTS[name],
+                f"{label} ({name})",
+                "ctf",
+                path,
+                header,
+                frame=positional,
+                merge=True,
+            )
+        )
     if sources:
         sources[0].problems.extend(read.warnings)
     return sources
 
 
-def read_file(path: Path, profile: Profile | None, tmp_dir: Path, max_mb: int,
-              archive_to: Path | None = None) -> list[Source]:
+def read_file(
+    path: Path, profile: Profile | None, tmp_dir: Path, max_mb: int, archive_to: Path | None = None
+) -> list[Source]:
     """The sources in one file; raise ExtractError if it cannot be read at all.
 
     With ``archive_to``, the file is copied there while it is hashed.
@@ -71,8 +84,9 @@ def read_file(path: Path, profile: Profile | None, tmp_dir: Path, max_mb: int,
     suffix = path.suffix.lower()
     check_size(path, label, max_mb)
     if suffix in XLSX_SUFFIXES or suffix in XML_SUFFIXES or is_ctf(path):
-        sources = read_xlsx(path, label, profile) if suffix in XLSX_SUFFIXES \
-            else ctf_source(path, label)
+        sources = (
+            read_xlsx(path, label, profile) if suffix in XLSX_SUFFIXES else ctf_source(path, label)
+        )
         scan = FileScan(path, archive_to)
         for source in sources:
             source.scan = scan
@@ -80,27 +94,42 @@ def read_file(path: Path, profile: Profile | None, tmp_dir: Path, max_mb: int,
     extract = extract_for_file(path.stem, profile)
     if extract is None:
         names = ", ".join(f"{e}.csv" for e in EXTRACTS)
-        raise ExtractError(error(
-            f"cannot tell which extract {label!r} is from its name",
-            f"name the file after its extract, one of: {names} (or set mapping_profile "
-            "to your MIS's profile, which knows its export names)", file=label))
+        raise ExtractError(
+            error(
+                f"cannot tell which extract {label!r} is from its name",
+                f"name the file after its extract, one of: {names} (or set mapping_profile "
+                "to your MIS's profile, which knows its export names)",
+                file=label,
+            )
+        )
     if suffix not in TEXT_SUFFIXES:
-        raise ExtractError(error(
-            f"files ending {suffix or '(nothing)'} cannot be loaded",
-            "export the extract as .csv or .xlsx", file=label))
+        raise ExtractError(
+            error(
+                f"files ending {suffix or '(nothing)'} cannot be loaded",
+                "export the extract as .csv or .xlsx",
+                file=label,
+            )
+        )
     info = inspect(path, label, tmp_dir, max_mb, archive_to)
     source = Source(extract, label, "csv", path, info.header, text=info, scan=info.scan)
     if info.encoding != "utf-8":
-        source.problems.append(warning(
-            f"read as {info.encoding} (not UTF-8)",
-            "nothing to do; exporting as 'CSV UTF-8' avoids any doubt about accents",
-            file=label))
+        source.problems.append(
+            warning(
+                f"read as {info.encoding} (not UTF-8)",
+                "nothing to do; exporting as 'CSV UTF-8' avoids any doubt about accents",
+                file=label,
+            )
+        )
     return [source]
 
 
-def read_sources(paths: list[Path], profile: Profile | None, tmp_dir: Path,
-                 max_mb: int, archive_dir: Path | None = None
-                 ) -> tuple[list[Source], list[Problem]]:
+def read_sources(
+    paths: list[Path],
+    profile: Profile | None,
+    tmp_dir: Path,
+    max_mb: int,
+    archive_dir: Path | None = None,
+) -> tuple[list[Source], list[Problem]]:
     """Read every file; a file that cannot be read becomes problems, not an exception.
 
     With ``archive_dir``, each file is copied there while it is hashed.

@@ -69,15 +69,21 @@ class LoadReport:
     def summary(self) -> str:
         counts = ", ".join(f"{name} {n:,}" for name, n in self.rows.items()) or "no rows"
         if self.errors:
-            return (f"Refused: {len(self.errors)} error(s), {len(self.warnings)} warning(s). "
-                    f"Nothing was loaded; the warehouse is unchanged "
-                    f"(generation {self.generation_before}).")
+            return (
+                f"Refused: {len(self.errors)} error(s), {len(self.warnings)} warning(s). "
+                f"Nothing was loaded; the warehouse is unchanged "
+                f"(generation {self.generation_before})."
+            )
         if self.dry_run:
-            return (f"Dry run: the load would succeed ({counts}) with "
-                    f"{len(self.warnings)} warning(s). Nothing was changed.")
-        return (f"Loaded {counts} in {self.seconds:.1f} s with {len(self.warnings)} "
-                f"warning(s): generation {self.generation_after} is now current "
-                f"(was {self.generation_before}).")
+            return (
+                f"Dry run: the load would succeed ({counts}) with "
+                f"{len(self.warnings)} warning(s). Nothing was changed."
+            )
+        return (
+            f"Loaded {counts} in {self.seconds:.1f} s with {len(self.warnings)} "
+            f"warning(s): generation {self.generation_after} is now current "
+            f"(was {self.generation_before})."
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,8 +94,16 @@ class LoadReport:
             "rows": self.rows,
             "errors": [p.as_dict() for p in self.errors],
             "warnings": [p.as_dict() for p in self.warnings],
-            "files": [{"file": f.label, "extract": f.extract, "format": f.format,
-                       "rows": f.rows, "sha256": f.sha256} for f in self.files],
+            "files": [
+                {
+                    "file": f.label,
+                    "extract": f.extract,
+                    "format": f.format,
+                    "rows": f.rows,
+                    "sha256": f.sha256,
+                }
+                for f in self.files
+            ],
         }
 
 
@@ -98,16 +112,24 @@ def _profile(settings: Settings, name: str | None) -> Profile | None:
     return load_profile(chosen) if chosen else None
 
 
-def load_paths(paths: list[Path] | list[str], settings: Settings, *, dry_run: bool = False,
-               profile: str | None = None, actor: str = "cli", origin: str = "cli") -> LoadReport:
+def load_paths(
+    paths: list[Path] | list[str],
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    profile: str | None = None,
+    actor: str = "cli",
+    origin: str = "cli",
+) -> LoadReport:
     """Load extract files and folders into a new generation (or check them, dry run)."""
     started = time.monotonic()
     report = LoadReport(dry_run=dry_run)
     archive = None if dry_run else _archive_folder(settings)
     try:
         chosen = _profile(settings, profile)
-        sources, problems = read_sources([Path(p) for p in paths], chosen, settings.tmp_dir,
-                                         settings["max_extract_mb"], archive)
+        sources, problems = read_sources(
+            [Path(p) for p in paths], chosen, settings.tmp_dir, settings["max_extract_mb"], archive
+        )
     except ExtractError as exc:
         report.problems = exc.problems
         return _finish(report, settings, actor, origin, started)
@@ -115,22 +137,34 @@ def load_paths(paths: list[Path] | list[str], settings: Settings, *, dry_run: bo
     return run_load(sources, settings, report, chosen, actor, origin, started)
 
 
-def load_from_sql(settings: Settings, extracts: list[str] | None = None, *,
-                  dry_run: bool = False, actor: str = "cli", origin: str = "sql") -> LoadReport:
+def load_from_sql(
+    settings: Settings,
+    extracts: list[str] | None = None,
+    *,
+    dry_run: bool = False,
+    actor: str = "cli",
+    origin: str = "sql",
+) -> LoadReport:
     """Load extracts read by the configured SQL queries from the MIS database."""
     started = time.monotonic()
     report = LoadReport(dry_run=dry_run)
     try:
-        sources = read_sql_sources(settings["mis_database_url"], settings["sql_sources"],
-                                   extracts)
+        sources = read_sql_sources(settings["mis_database_url"], settings["sql_sources"], extracts)
     except ExtractError as exc:
         report.problems = exc.problems
         return _finish(report, settings, actor, origin, started)
     return run_load(sources, settings, report, None, actor, origin, started)
 
 
-def run_load(sources: list[Source], settings: Settings, report: LoadReport,
-             profile: Profile | None, actor: str, origin: str, started: float) -> LoadReport:
+def run_load(
+    sources: list[Source],
+    settings: Settings,
+    report: LoadReport,
+    profile: Profile | None,
+    actor: str,
+    origin: str,
+    started: float,
+) -> LoadReport:
     """Stage, validate and (unless refused or dry run) publish a new generation.
 
     Files that could not be read are already in ``report.problems``; the others are
@@ -141,18 +175,23 @@ def run_load(sources: list[Source], settings: Settings, report: LoadReport,
     try:
         report.generation_before = warehouse.generation()
     except WarehouseError as exc:  # CURRENT is damaged: say so, and how to repair it
-        report.problems.append(error(str(exc).rstrip("."), "repair it as that says, then "
-                                     "load again"))
+        report.problems.append(
+            error(str(exc).rstrip("."), "repair it as that says, then load again")
+        )
         return _finish(report, settings, actor, origin, started)
     extra_codes = settings["extra_attendance_codes"]
     try:
         parse_extra_codes(extra_codes)
     except CodeConfigError as exc:
-        report.problems.append(error(str(exc), "correct the setting in settings.toml or "
-                                     "the environment", column="extra_attendance_codes"))
+        report.problems.append(
+            error(
+                str(exc),
+                "correct the setting in settings.toml or the environment",
+                column="extra_attendance_codes",
+            )
+        )
     if not sources and not report.problems:
-        report.problems.append(error("there was nothing to load",
-                                     "name extract files or a folder"))
+        report.problems.append(error("there was nothing to load", "name extract files or a folder"))
     try:
         if sources and not any(p.column == "extra_attendance_codes" for p in report.errors):
             lock = warehouse.write_lock(timeout=0) if not report.dry_run else _no_lock()
@@ -160,13 +199,18 @@ def run_load(sources: list[Source], settings: Settings, report: LoadReport,
                 report.generation_before = warehouse.generation()
                 con = warehouse.staging_connection()
                 try:
-                    _stage_validate_apply(con, warehouse, sources, report, profile, settings,
-                                          extra_codes)
+                    _stage_validate_apply(
+                        con, warehouse, sources, report, profile, settings, extra_codes
+                    )
                 finally:
                     con.close()
     except Busy:
-        report.problems.append(error("another load is running (the warehouse lock is held)",
-                                     "wait for it to finish, then load again"))
+        report.problems.append(
+            error(
+                "another load is running (the warehouse lock is held)",
+                "wait for it to finish, then load again",
+            )
+        )
     finally:
         scans = {id(s.scan): s.scan for s in sources if s.scan is not None}
         for scan in scans.values():
@@ -194,9 +238,15 @@ class _no_lock:
         return None
 
 
-def _stage_validate_apply(con: duckdb.DuckDBPyConnection, warehouse: Warehouse,
-                          sources: list[Source], report: LoadReport, profile: Profile | None,
-                          settings: Settings, extra_codes: str) -> None:
+def _stage_validate_apply(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
+    sources: list[Source],
+    report: LoadReport,
+    profile: Profile | None,
+    settings: Settings,
+    extra_codes: str,
+) -> None:
     has_current = report.generation_before is not None
     max_examples = settings["max_examples_per_problem"]
     clock = time.monotonic()
@@ -232,8 +282,11 @@ def _stage_validate_apply(con: duckdb.DuckDBPyConnection, warehouse: Warehouse,
 def _archive_folder(settings: Settings) -> Path:
     """Where this load's files are archived: <data dir>/archive/<date>/<time>-<pid>/."""
     now = dt.datetime.now()
-    return (settings.archive_dir / now.date().isoformat()
-            / f"{now:%H%M%S}-{os.getpid()}-{next(_ARCHIVE_SEQUENCE)}")
+    return (
+        settings.archive_dir
+        / now.date().isoformat()
+        / f"{now:%H%M%S}-{os.getpid()}-{next(_ARCHIVE_SEQUENCE)}"
+    )
 
 
 def _discard_archive(report: LoadReport, scans: list[FileScan]) -> None:
@@ -250,8 +303,9 @@ def _discard_archive(report: LoadReport, scans: list[FileScan]) -> None:
             folder.rmdir()
 
 
-def _finish(report: LoadReport, settings: Settings, actor: str, origin: str,
-            started: float) -> LoadReport:
+def _finish(
+    report: LoadReport, settings: Settings, actor: str, origin: str, started: float
+) -> LoadReport:
     report.seconds = time.monotonic() - started
     if report.generation_before is None and report.generation_after is None:
         # Refused before run_load looked (a bad profile, a failing SQL query): the
@@ -272,14 +326,29 @@ def _record_history(report: LoadReport, settings: Settings, actor: str, origin: 
     now = dt.datetime.now(dt.UTC)
     engine = open_ops(settings)
     report.load_run_id = record_load(
-        engine, actor=actor, origin=origin, status=report.status,
-        generation_before=report.generation_before, generation_after=report.generation_after,
+        engine,
+        actor=actor,
+        origin=origin,
+        status=report.status,
+        generation_before=report.generation_before,
+        generation_after=report.generation_after,
         problems=[p.as_dict() for p in report.problems],
-        files=[{"file_name": f.label, "extract": f.extract, "format": f.format,
-                "sha256": f.sha256, "size_bytes": f.size_bytes, "rows": f.rows,
-                "archived_path": f.archived} for f in report.files],
+        files=[
+            {
+                "file_name": f.label,
+                "extract": f.extract,
+                "format": f.format,
+                "sha256": f.sha256,
+                "size_bytes": f.size_bytes,
+                "rows": f.rows,
+                "archived_path": f.archived,
+            }
+            for f in report.files
+        ],
         summary=report.summary(),
-        started_at=now - dt.timedelta(seconds=report.seconds), finished_at=now)
+        started_at=now - dt.timedelta(seconds=report.seconds),
+        finished_at=now,
+    )
 
 
 __all__ = ["LoadReport", "Staged", "load_from_sql", "load_paths", "run_load"]

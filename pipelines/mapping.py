@@ -36,30 +36,43 @@ def load_profile(name_or_path: str) -> Profile:
     if not path.suffix:
         path = PROFILE_DIR / f"{name_or_path.lower()}.toml"
     if not path.is_file():
-        raise ExtractError(error(
-            f"there is no mapping profile {name_or_path!r}",
-            f"use one of {', '.join(shipped_profiles())}, or the path of your own TOML "
-            "profile (copy pipelines/profiles/sims.toml to start)",
-            column="mapping_profile",
-        ))
+        raise ExtractError(
+            error(
+                f"there is no mapping profile {name_or_path!r}",
+                f"use one of {', '.join(shipped_profiles())}, or the path of your own TOML "
+                "profile (copy pipelines/profiles/sims.toml to start)",
+                column="mapping_profile",
+            )
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ExtractError(error(f"the profile is not valid TOML ({exc})",
-                                 "correct the TOML syntax", file=str(path))) from exc
+        raise ExtractError(
+            error(
+                f"the profile is not valid TOML ({exc})", "correct the TOML syntax", file=str(path)
+            )
+        ) from exc
     columns: dict[str, dict[str, str]] = {}
     for extract_name, mapping in data.get("columns", {}).items():
         if extract_name not in EXTRACTS:
-            raise ExtractError(error(
-                f"the profile maps columns for {extract_name!r}, which is not an extract",
-                f"use one of: {', '.join(EXTRACTS)}", file=str(path)))
+            raise ExtractError(
+                error(
+                    f"the profile maps columns for {extract_name!r}, which is not an extract",
+                    f"use one of: {', '.join(EXTRACTS)}",
+                    file=str(path),
+                )
+            )
         known = set(EXTRACTS[extract_name].column_names)
         for source, target in mapping.items():
             if target not in known:
-                raise ExtractError(error(
-                    f"the profile maps {source!r} to {target!r}, which is not a column of "
-                    f"{extract_name}", f"use one of: {', '.join(sorted(known))}",
-                    file=str(path)))
+                raise ExtractError(
+                    error(
+                        f"the profile maps {source!r} to {target!r}, which is not a column of "
+                        f"{extract_name}",
+                        f"use one of: {', '.join(sorted(known))}",
+                        file=str(path),
+                    )
+                )
         columns[extract_name] = {normalise_name(k): v for k, v in mapping.items()}
     files = {normalise_name(k): v for k, v in data.get("files", {}).items()}
     return Profile(data.get("name", path.stem), data.get("description", ""), files, columns)
@@ -108,8 +121,9 @@ def _match(header: list[str], extract: Extract, profile: Profile | None) -> Head
     return HeaderMatch(mapping, unknown, duplicates, profile.name if profile else None)
 
 
-def match_header(header: list[str], extract: Extract, profile: Profile | None,
-                 file: str) -> tuple[HeaderMatch, list[Problem]]:
+def match_header(
+    header: list[str], extract: Extract, profile: Profile | None, file: str
+) -> tuple[HeaderMatch, list[Problem]]:
     """Match a header row; with no profile given, try the shipped profiles if needed.
 
     Returns the match and its problems (errors for missing required or duplicated
@@ -127,22 +141,39 @@ def match_header(header: list[str], extract: Extract, profile: Profile | None,
     problems: list[Problem] = []
     where = {"file": file, "extract": extract.name, "line": 1}
     for column in match.missing(extract):
-        problems.append(error(
-            f"the required column {column} is missing",
-            f"add a column headed '{column}' (see {extract.name} in docs/extracts.md), or "
-            "set mapping_profile to the profile for your MIS export",
-            column=column, **where))
+        problems.append(
+            error(
+                f"the required column {column} is missing",
+                f"add a column headed '{column}' (see {extract.name} in docs/extracts.md), or "
+                "set mapping_profile to the profile for your MIS export",
+                column=column,
+                **where,
+            )
+        )
     for target, heading in match.duplicates:
-        problems.append(error(
-            f"two columns both mean {target} (the second is headed {heading!r})",
-            "remove one of the two columns", column=heading, **where))
+        problems.append(
+            error(
+                f"two columns both mean {target} (the second is headed {heading!r})",
+                "remove one of the two columns",
+                column=heading,
+                **where,
+            )
+        )
     if match.unknown:
-        problems.append(warning(
-            f"unknown column(s) left out of the warehouse: {', '.join(match.unknown)}",
-            f"nothing to do if they are not needed; the columns of {extract.name} are "
-            f"{', '.join(extract.column_names)}", **where))
+        problems.append(
+            warning(
+                f"unknown column(s) left out of the warehouse: {', '.join(match.unknown)}",
+                f"nothing to do if they are not needed; the columns of {extract.name} are "
+                f"{', '.join(extract.column_names)}",
+                **where,
+            )
+        )
     if profile is None and match.profile:
-        problems.append(warning(
-            f"column names read with the {match.profile!r} mapping profile",
-            "nothing to do; set mapping_profile to make this choice explicit", **where))
+        problems.append(
+            warning(
+                f"column names read with the {match.profile!r} mapping profile",
+                "nothing to do; set mapping_profile to make this choice explicit",
+                **where,
+            )
+        )
     return match, problems

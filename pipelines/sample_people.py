@@ -17,9 +17,19 @@ from dataclasses import dataclass
 import numpy as np
 
 # Ofcom's fixed-line numbers reserved for drama: valid to libphonenumber, never assigned.
-DRAMA_LANDLINES = ["020 7946 0", "0113 496 0", "0114 496 0", "0116 496 0",
-                   "0117 496 0", "0118 496 0", "0121 496 0", "0131 496 0", "0141 496 0",
-                   "0151 496 0", "0161 496 0"]
+DRAMA_LANDLINES = [
+    "020 7946 0",
+    "0113 496 0",
+    "0114 496 0",
+    "0116 496 0",
+    "0117 496 0",
+    "0118 496 0",
+    "0121 496 0",
+    "0131 496 0",
+    "0141 496 0",
+    "0151 496 0",
+    "0161 496 0",
+]
 
 Cols = dict[str, np.ndarray]
 
@@ -433,8 +443,9 @@ def format_mobiles(nums: np.ndarray, styles: np.ndarray) -> np.ndarray:
 def landlines(rng: np.random.Generator, n: int) -> np.ndarray:
     areas = rng.integers(0, len(DRAMA_LANDLINES), n).tolist()
     tails = rng.integers(0, 1000, n).tolist()
-    return np.array([f"{DRAMA_LANDLINES[a]}{t:03d}" for a, t in zip(areas, tails, strict=True)],
-                    dtype=object)
+    return np.array(
+        [f"{DRAMA_LANDLINES[a]}{t:03d}" for a, t in zip(areas, tails, strict=True)], dtype=object
+    )
 
 
 # --------------------------------------------------------------------------- addresses

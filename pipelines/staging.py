@@ -70,8 +70,14 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
-def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, table: str,
-               select: str, problems: list[Problem], max_examples: int) -> str | None:
+def _stage_csv(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    table: str,
+    select: str,
+    problems: list[Problem],
+    max_examples: int,
+) -> str | None:
     """Read a CSV into ``table``; return the SQL for its line numbers, or None on failure."""
     info = source.text
     assert info is not None
@@ -87,14 +93,17 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, table: str,
             f"rejects_table='{rejects}', rejects_scan='{rejects}_scan')"
         )
     except duckdb.Error as exc:
-        problems.append(error(
-            f"the file cannot be read as CSV ({str(exc).splitlines()[0][:200]})",
-            "export it again from your MIS as CSV with a header row",
-            file=source.label, extract=source.extract.name))
+        problems.append(
+            error(
+                f"the file cannot be read as CSV ({str(exc).splitlines()[0][:200]})",
+                "export it again from your MIS as CSV with a header row",
+                file=source.label,
+                extract=source.extract.name,
+            )
+        )
         return None
     rows = _count(con, table)
-    bad = con.execute(
-        f"SELECT line, error_type, csv_line FROM {rejects} ORDER BY line").fetchall()
+    bad = con.execute(f"SELECT line, error_type, csv_line FROM {rejects} ORDER BY line").fetchall()
     if info.encoding == "utf-8" and any(kind == "INVALID ENCODING" for _, kind, _ in bad):
         # Its head looked like UTF-8 but later bytes are not: read it as Windows-1252.
         try:
@@ -104,9 +113,13 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, table: str,
             return None
         for leftover in (table, rejects, f"{rejects}_scan"):
             con.execute(f"DROP TABLE IF EXISTS {leftover}")
-        source.problems.append(warning(
-            "read as windows-1252 (not UTF-8)", "nothing to do; exporting as 'CSV UTF-8' "
-            "avoids any doubt about accents", file=source.label))
+        source.problems.append(
+            warning(
+                "read as windows-1252 (not UTF-8)",
+                "nothing to do; exporting as 'CSV UTF-8' avoids any doubt about accents",
+                file=source.label,
+            )
+        )
         problems.append(source.problems[-1])
         return _stage_csv(con, source, table, select, problems, max_examples)
     starts: list[int] | None = None
@@ -118,16 +131,26 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, table: str,
         by_type: dict[str, list[int]] = {}
         for line, kind, _ in bad:
             record = int(line) - info.header_lines
-            real = lines_of[record - 1] if lines_of and 0 < record <= len(lines_of) else \
-                record + info.header_lines
+            real = (
+                lines_of[record - 1]
+                if lines_of and 0 < record <= len(lines_of)
+                else record + info.header_lines
+            )
             by_type.setdefault(kind, []).append(real)
         for kind, lines in by_type.items():
-            problems.append(error(
-                REJECT_WORDS.get(kind, kind.lower()),
-                f"every row needs exactly {len(source.header)} values, like the header; "
-                "check for a missing or extra delimiter, or quote values that contain "
-                f"'{info.delimiter}'", file=source.label, extract=source.extract.name,
-                line=lines[0], count=len(lines), lines=lines[:max_examples]))
+            problems.append(
+                error(
+                    REJECT_WORDS.get(kind, kind.lower()),
+                    f"every row needs exactly {len(source.header)} values, like the header; "
+                    "check for a missing or extra delimiter, or quote values that contain "
+                    f"'{info.delimiter}'",
+                    file=source.label,
+                    extract=source.extract.name,
+                    line=lines[0],
+                    count=len(lines),
+                    lines=lines[:max_examples],
+                )
+            )
         return None
     if starts is None:
         return f"rowid + {info.header_lines + 1}"
@@ -138,9 +161,13 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, table: str,
     return f"(SELECT m.line FROM {table}_map m WHERE m.rec = {table}.rowid)"
 
 
-def stage_sources(con: duckdb.DuckDBPyConnection, sources: list[Source],
-                  profile: Profile | None, problems: list[Problem],
-                  max_examples: int) -> dict[str, Staged]:
+def stage_sources(
+    con: duckdb.DuckDBPyConnection,
+    sources: list[Source],
+    profile: Profile | None,
+    problems: list[Problem],
+    max_examples: int,
+) -> dict[str, Staged]:
     """Stage every source; problems found on the way are appended to ``problems``."""
     parts: dict[str, list[str]] = {}
     staged: dict[str, Staged] = {}
@@ -183,7 +210,8 @@ def stage_sources(con: duckdb.DuckDBPyConnection, sources: list[Source],
         label = source.label.replace("'", "''")
         cols = ", ".join(quote(c) for c in extract.column_names)
         parts.setdefault(extract.name, []).append(
-            f"SELECT {cols}, '{label}' AS _file, CAST({line_sql} AS BIGINT) AS _line FROM {table}")
+            f"SELECT {cols}, '{label}' AS _file, CAST({line_sql} AS BIGINT) AS _line FROM {table}"
+        )
     for name, selects in parts.items():
         con.execute(f"CREATE VIEW stg_{name} AS " + " UNION ALL ".join(selects))
     return {name: entry for name, entry in staged.items() if name in parts}

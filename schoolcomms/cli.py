@@ -56,8 +56,12 @@ def _plain(value: Any) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help=f"Data directory (default ./data, or ${DATA_DIR_ENV}).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help=f"Data directory (default ./data, or ${DATA_DIR_ENV}).",
+)
 @click.pass_context
 def main(ctx: click.Context, data_dir: str | None) -> None:
     """schoolcomms: communications and reporting hub for UK schools and colleges.
@@ -74,16 +78,28 @@ def main(ctx: click.Context, data_dir: str | None) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Validate only; change nothing.")
-@click.option("--profile", default=None,
-              help="Mapping profile for another MIS's column names (sims, arbor, bromcom, "
-                   "or a TOML file).")
-@click.option("--from-sql", "from_sql", is_flag=True,
-              help="Read the extracts named in PATHS (or all configured) from the MIS "
-                   "database with the queries in the setting sql_sources.")
+@click.option(
+    "--profile",
+    default=None,
+    help="Mapping profile for another MIS's column names (sims, arbor, bromcom, or a TOML file).",
+)
+@click.option(
+    "--from-sql",
+    "from_sql",
+    is_flag=True,
+    help="Read the extracts named in PATHS (or all configured) from the MIS "
+    "database with the queries in the setting sql_sources.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def load(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, profile: str | None,
-         from_sql: bool, as_json: bool) -> None:
+def load(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    dry_run: bool,
+    profile: str | None,
+    from_sql: bool,
+    as_json: bool,
+) -> None:
     """Load extract files or folders into a new warehouse generation.
 
     Exit 0 when loaded (or, with --dry-run, when it would load), 2 when refused:
@@ -103,8 +119,9 @@ def load(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, profile: st
         report = load_from_sql(settings, [str(p) for p in paths] or None, dry_run=dry_run)
     else:
         if not paths:
-            raise Refused("Name at least one extract file or folder, e.g. "
-                          "`schoolcomms load data/sample`.")
+            raise Refused(
+                "Name at least one extract file or folder, e.g. `schoolcomms load data/sample`."
+            )
         report = load_paths(list(paths), settings, dry_run=dry_run, profile=profile)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
@@ -138,8 +155,9 @@ def rollback(ctx: click.Context) -> None:
         before, after = Warehouse.from_settings(settings).rollback()
     except WarehouseError as exc:
         raise Refused(str(exc)) from exc
-    record_rollback(open_ops(settings), actor="cli", generation_before=before,
-                    generation_after=after)
+    record_rollback(
+        open_ops(settings), actor="cli", generation_before=before, generation_after=after
+    )
     click.echo(f"Generation {after} is current again (was {before}).")
 
 
@@ -167,8 +185,10 @@ def query(ctx: click.Context, sql: str, as_json: bool) -> None:
     except WarehouseError as exc:
         raise Refused(str(exc)) from exc
     except duckdb.Error as exc:
-        raise Refused(f"{str(exc).splitlines()[0]} (the query was not run to completion; "
-                      "table and column names are in docs/extracts.md)") from exc
+        raise Refused(
+            f"{str(exc).splitlines()[0]} (the query was not run to completion; "
+            "table and column names are in docs/extracts.md)"
+        ) from exc
     if as_json:
         data = [{c: _plain(v) for c, v in zip(columns, row, strict=True)} for row in rows]
         click.echo(json.dumps(data, indent=1, default=str))
@@ -176,23 +196,39 @@ def query(ctx: click.Context, sql: str, as_json: bool) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
-    with pd.option_context("display.max_rows", 500, "display.width", 200,
-                           "display.max_columns", 50):
+    with pd.option_context(
+        "display.max_rows", 500, "display.width", 200, "display.max_columns", 50
+    ):
         click.echo(frame.to_string(index=False) if rows else f"(no rows) {', '.join(columns)}")
 
 
 @main.command()
-@click.option("--size", type=click.Choice(["school", "college", "trust"]), default="school",
-              show_default=True, help="An 11–16 school, a 16–19 college or a trust.")
-@click.option("--date", "date_text", default="today", show_default=True,
-              help="The last day of history, YYYY-MM-DD or 'today'.")
+@click.option(
+    "--size",
+    type=click.Choice(["school", "college", "trust"]),
+    default="school",
+    show_default=True,
+    help="An 11–16 school, a 16–19 college or a trust.",
+)
+@click.option(
+    "--date",
+    "date_text",
+    default="today",
+    show_default=True,
+    help="The last day of history, YYYY-MM-DD or 'today'.",
+)
 @click.option("--seed", default=42, show_default=True, help="Random seed (same seed, same files).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the CSV extracts (default <data dir>/sample).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the CSV extracts (default <data dir>/sample).",
+)
 @click.option("--load", "and_load", is_flag=True, help="Load the files after writing them.")
 @click.pass_context
-def sample(ctx: click.Context, size: str, date_text: str, seed: int, out: Path | None,
-           and_load: bool) -> None:
+def sample(
+    ctx: click.Context, size: str, date_text: str, seed: int, out: Path | None, and_load: bool
+) -> None:
     """Write deterministic synthetic extracts (and optionally load them).
 
     \b
@@ -210,8 +246,7 @@ def sample(ctx: click.Context, size: str, date_text: str, seed: int, out: Path |
     files = generate_sample(size, day, out, seed=seed)
     click.echo(f"Wrote {len(files)} extracts for a {size} to {out}.")
     if and_load:
-        ctx.invoke(load, paths=(out,), dry_run=False, profile=None, from_sql=False,
-                   as_json=False)
+        ctx.invoke(load, paths=(out,), dry_run=False, profile=None, from_sql=False, as_json=False)
     (out / "DATE").write_text(day.isoformat())
 
 
@@ -236,10 +271,22 @@ def settings_command(ctx: click.Context, as_json: bool) -> None:
 
 def _streamlit_argv(settings: Settings, port: int) -> list[str]:
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-            "--server.port", str(port), "--browser.gatherUsageStats", "false",
-            # Uploads may be as large as the loader accepts (Streamlit's default is 200 MB).
-            "--server.maxUploadSize", str(settings["max_extract_mb"])]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        # Uploads may be as large as the loader accepts (Streamlit's default is 200 MB).
+        "--server.maxUploadSize",
+        str(settings["max_extract_mb"]),
+    ]
 
 
 @main.command()
@@ -269,8 +316,9 @@ def run(ctx: click.Context, port: int) -> None:
       schoolcomms run
     """
     settings = _settings(ctx)
-    click.echo(f"Dashboard on http://localhost:{port} (data in {settings.data_dir}). "
-               "Ctrl-C stops it.")
+    click.echo(
+        f"Dashboard on http://localhost:{port} (data in {settings.data_dir}). Ctrl-C stops it."
+    )
     ctx.invoke(dashboard, port=port)
 
 

@@ -135,7 +135,7 @@ REGISTRY: dict[str, Setting] = {
             "table",
             {},
             "Per-extract SQL queries for `load --from-sql`, as a TOML table in "
-            "settings.toml ([sql_sources] students = \"SELECT …\") or JSON in the "
+            'settings.toml ([sql_sources] students = "SELECT …") or JSON in the '
             "environment. Each query must return the extract's canonical column names.",
             section="loading",
         ),
@@ -150,8 +150,9 @@ REGISTRY: dict[str, Setting] = {
 }
 
 
-def resolve_data_dir(cli_value: str | os.PathLike[str] | None = None,
-                     env: Mapping[str, str] | None = None) -> Path:
+def resolve_data_dir(
+    cli_value: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Path:
     """The data directory: ``--data-dir``, then ``SCHOOLCOMMS_DATA_DIR``, then ``./data``."""
     env = os.environ if env is None else env
     raw = cli_value or env.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
@@ -315,8 +316,9 @@ class Settings:
         return out
 
 
-def load_settings(data_dir: str | os.PathLike[str] | None = None,
-                  env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    data_dir: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Settings for ``data_dir`` (resolved as documented) and the given environment."""
     env = os.environ if env is None else env
     return Settings(resolve_data_dir(data_dir, env), env=env)

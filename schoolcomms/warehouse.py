@@ -70,8 +70,13 @@ class Warehouse:
     _readers: dict[Path, duckdb.DuckDBPyConnection] = {}
     _readers_lock = threading.Lock()
 
-    def __init__(self, root: str | os.PathLike[str], keep: int = 5,
-                 memory_limit: str = "1GB", tmp_dir: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        keep: int = 5,
+        memory_limit: str = "1GB",
+        tmp_dir: str | os.PathLike[str] | None = None,
+    ):
         self.root = Path(root)
         self.keep = max(1, int(keep))
         self.memory_limit = memory_limit
@@ -80,8 +85,12 @@ class Warehouse:
     @classmethod
     def from_settings(cls, settings: Any) -> Warehouse:
         """The warehouse of a :class:`schoolcomms.settings.Settings`."""
-        return cls(settings.warehouse_dir, keep=settings["generations_kept"],
-                   memory_limit=settings["load_memory_limit"], tmp_dir=settings.tmp_dir)
+        return cls(
+            settings.warehouse_dir,
+            keep=settings["generations_kept"],
+            memory_limit=settings["load_memory_limit"],
+            tmp_dir=settings.tmp_dir,
+        )
 
     # ---- generations ------------------------------------------------------------------
     def path_for(self, generation: int) -> Path:
@@ -142,7 +151,7 @@ class Warehouse:
         return [g for g in self.generations() if g < current and (g < first or g in lineage)]
 
     def _prune(self, current: int) -> None:
-        kept = [*self._ancestors(current), current][-self.keep:]
+        kept = [*self._ancestors(current), current][-self.keep :]
         for generation in self.generations():
             if generation not in kept and generation < current:
                 self.path_for(generation).unlink(missing_ok=True)
@@ -200,11 +209,13 @@ class Warehouse:
         the memory limit spills to the data directory's tmp folder.
         """
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(config={
-            "memory_limit": self.memory_limit,
-            "temp_directory": str(self.tmp_dir),
-            "threads": os.cpu_count() or 2,
-        })
+        con = duckdb.connect(
+            config={
+                "memory_limit": self.memory_limit,
+                "temp_directory": str(self.tmp_dir),
+                "threads": os.cpu_count() or 2,
+            }
+        )
         con.execute("SET enable_progress_bar = false")
         current = self.generation()
         if current is not None:
@@ -250,8 +261,9 @@ class Warehouse:
             con = self._readers.get(path)
             if con is None:
                 # No file system access from queries: `query` is exposed to operators.
-                con = duckdb.connect(str(path), read_only=True,
-                                     config={"enable_external_access": False})
+                con = duckdb.connect(
+                    str(path), read_only=True, config={"enable_external_access": False}
+                )
                 self._readers[path] = con
             return con
 
@@ -271,8 +283,9 @@ class Warehouse:
             )
         return self._reader(generation).cursor()
 
-    def rows(self, sql: str, params: list[Any] | dict[str, Any] | None = None
-             ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def rows(
+        self, sql: str, params: list[Any] | dict[str, Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run read-only SQL; return column names and rows of plain Python values."""
         cur = self.cursor()
         try:

@@ -90,13 +90,23 @@ def test_two_students_header_and_pupils() -> None:
     assert students["student_id"].tolist() == ["G335311012004", "U865346313703"]
     assert "email" not in students.columns  # no pupil e-mail in this file: not blanked
     assert student(result, "G335311012004") == {
-        "student_id": "G335311012004", "upn": "G335311012004", "forename": "Lionel",
-        "surname": "Richie", "preferred_forename": "Lionel", "date_of_birth": "2008-11-13",
-        "year_group": "6", "status": "C", "sex": "M", "mobile": None,
+        "student_id": "G335311012004",
+        "upn": "G335311012004",
+        "forename": "Lionel",
+        "surname": "Richie",
+        "preferred_forename": "Lionel",
+        "date_of_birth": "2008-11-13",
+        "year_group": "6",
+        "status": "C",
+        "sex": "M",
+        "mobile": None,
     }
     sandy = student(result, "U865346313703")
     assert (sandy["forename"], sandy["surname"], sandy["date_of_birth"]) == (
-        "Sandy", "Newman", "2009-08-18")
+        "Sandy",
+        "Newman",
+        "2009-08-18",
+    )
     assert sandy["sex"] == "F"
     assert sandy["mobile"] == "07503789696"  # the pupil's own M phone, not a contact's
 
@@ -105,12 +115,24 @@ def test_two_students_contacts_ordered_by_order() -> None:
     contacts = read("y7_2_students.xml").tables["contacts"]
     # The file lists Richie's contacts as Order 3, 4, 2, 1 and Newman's as 3, 2, 1.
     assert contacts["contact_id"].tolist() == [
-        "G335311012004-1", "G335311012004-2", "G335311012004-3", "G335311012004-4",
-        "U865346313703-1", "U865346313703-2", "U865346313703-3",
+        "G335311012004-1",
+        "G335311012004-2",
+        "G335311012004-3",
+        "G335311012004-4",
+        "U865346313703-1",
+        "U865346313703-2",
+        "U865346313703-3",
     ]
     assert contacts["priority"].tolist() == ["1", "2", "3", "4", "1", "2", "3"]
     assert contacts["forename"].tolist() == [
-        "Jeanie", "Mac", "Curvel", "Marjery", "Clare", "Chris", "Kathleen"]
+        "Jeanie",
+        "Mac",
+        "Curvel",
+        "Marjery",
+        "Clare",
+        "Chris",
+        "Kathleen",
+    ]
     assert contacts["relationship"].tolist() == ["PAM", "PAF", "OTH", "OTH", "PAM", "PAF", "OTH"]
     assert contacts["parental_responsibility"].tolist() == ["Y", "Y", "N", "N", "Y", "Y", "N"]
 
@@ -119,25 +141,43 @@ def test_two_students_contact_details_phones_and_addresses() -> None:
     result = read("y7_2_students.xml")
     jeanie = contact(result, "G335311012004-1")
     assert (jeanie["title"], jeanie["surname"], jeanie["email"]) == (
-        "Mrs", "Richie", "jean19Richie@yahoo.com")
+        "Mrs",
+        "Richie",
+        "jean19Richie@yahoo.com",
+    )
     assert jeanie["mobile"] == "07702417987"
     assert jeanie["home_phone"] == "01922683670"  # first of two H phones
     # AddressAsPupil: Lionel's BS7666 address, PAON padding trimmed, PostTown as town.
-    assert (jeanie["address_line1"], jeanie["address_line2"], jeanie["town"],
-            jeanie["postcode"]) == ("God's Illa", "Hake's Brill, Melbury Osmond",
-                                    "Dorchester", "DT2 0NS")
+    assert (
+        jeanie["address_line1"],
+        jeanie["address_line2"],
+        jeanie["town"],
+        jeanie["postcode"],
+    ) == ("God's Illa", "Hake's Brill, Melbury Osmond", "Dorchester", "DT2 0NS")
     marjery = contact(result, "G335311012004-4")
     assert (marjery["mobile"], marjery["home_phone"]) == ("07909182885", "01922739628")
     clare = contact(result, "U865346313703-1")
     assert (clare["address_line1"], clare["address_line2"]) == (
-        "Run DNC", "Yeovil Road, Melbury Osmond")
+        "Run DNC",
+        "Yeovil Road, Melbury Osmond",
+    )
     kathleen = contact(result, "U865346313703-3")  # her own address, with SAON and County
     assert (kathleen["title"], kathleen["surname"], kathleen["email"]) == (
-        "Mrs", "Moffat", "kMoffat78@yahoo.com")
-    assert (kathleen["address_line1"], kathleen["address_line2"], kathleen["town"],
-            kathleen["postcode"]) == ("Lizzo Farmhouse",
-                                      "Lizzo Farm, Access To Lizzo Farm, Melbury Sampford",
-                                      "Dorchester", "DT2 0LR")
+        "Mrs",
+        "Moffat",
+        "kMoffat78@yahoo.com",
+    )
+    assert (
+        kathleen["address_line1"],
+        kathleen["address_line2"],
+        kathleen["town"],
+        kathleen["postcode"],
+    ) == (
+        "Lizzo Farmhouse",
+        "Lizzo Farm, Access To Lizzo Farm, Melbury Sampford",
+        "Dorchester",
+        "DT2 0LR",
+    )
     assert (kathleen["mobile"], kathleen["home_phone"]) == ("07582799867", "01935836439")
 
 
@@ -164,11 +204,19 @@ def test_partial_ctf_fills_only_what_it_holds() -> None:
     assert result.partial is True
     assert result.source_school == "Lil Old Prim. School (933/3281)"
     students = result.tables["students"]
-    assert students.to_dict("records") == [{
-        "student_id": "J933207636549", "upn": "J933207636549", "forename": "Mick",
-        "surname": "Jagger", "preferred_forename": "Mick", "date_of_birth": "2009-06-07",
-        "year_group": "6", "status": "C", "sex": "M",
-    }]
+    assert students.to_dict("records") == [
+        {
+            "student_id": "J933207636549",
+            "upn": "J933207636549",
+            "forename": "Mick",
+            "surname": "Jagger",
+            "preferred_forename": "Mick",
+            "date_of_birth": "2009-06-07",
+            "year_group": "6",
+            "status": "C",
+            "sex": "M",
+        }
+    ]
     assert "mobile" not in students.columns and "email" not in students.columns
     contacts = result.tables["contacts"]
     assert contacts.empty
@@ -181,16 +229,26 @@ def test_spaced_numbers_are_normalised() -> None:
     assert result.source_school == "St Martins Primary (706/2010)"
     jarvis = student(result, "C706200819999")
     assert (jarvis["forename"], jarvis["surname"], jarvis["date_of_birth"]) == (
-        "Jarvis", "Cocker", "2009-01-12")
+        "Jarvis",
+        "Cocker",
+        "2009-01-12",
+    )
     assert jarvis["mobile"] == "07344756736"  # "07344 756736"
     assert jarvis["email"] == "sCocker2@hssd.gov.gg"
     lucy = contact(result, "C706200819999-1")
     assert (lucy["title"], lucy["relationship"], lucy["parental_responsibility"]) == (
-        "Dr", "PAM", "Y")
+        "Dr",
+        "PAM",
+        "Y",
+    )
     assert lucy["mobile"] == "07874376894"  # "07874 376894"
     assert lucy["home_phone"] == "234981"  # the W phone 776241 is not a home phone
     assert (lucy["address_line1"], lucy["address_line2"], lucy["town"], lucy["postcode"]) == (
-        "The Supermarket", "There", "London", "OV3R 5EA")
+        "The Supermarket",
+        "There",
+        "London",
+        "OV3R 5EA",
+    )
     flappy = contact(result, "C706200819999-2")
     assert (flappy["relationship"], flappy["parental_responsibility"]) == ("REL", "N")
     assert flappy["mobile"] == "07689415547"  # "07689 415 547"
@@ -207,18 +265,31 @@ def test_y12_contacts_without_relationship_or_home_phone() -> None:
     assert result.partial is False
     assert result.source_school == "Huish Episcopi Academy (933/4259)"
     tom = student(result, "Z801209809069")
-    assert (tom["forename"], tom["surname"], tom["date_of_birth"], tom["year_group"],
-            tom["status"], tom["sex"]) == ("Tom", "Waits", "2004-05-10", "11", "C", "F")
+    assert (
+        tom["forename"],
+        tom["surname"],
+        tom["date_of_birth"],
+        tom["year_group"],
+        tom["status"],
+        tom["sex"],
+    ) == ("Tom", "Waits", "2004-05-10", "11", "C", "F")
     contacts = result.tables["contacts"]
     assert contacts["surname"].tolist() == ["Waits", "Waits", "Samberg", "Namatati"]
     assert contacts["relationship"].tolist() == ["PAF", "PAM", None, None]
     assert contacts["mobile"].tolist() == [
-        "07788178715", "07742491894", "07718751986", "0774921789"]
+        "07788178715",
+        "07742491894",
+        "07718751986",
+        "0774921789",
+    ]
     assert "home_phone" not in contacts.columns  # no H phone anywhere in this file
     assert "address_line2" not in contacts.columns
     joseph = contact(result, "Z801209809069-1")
     assert (joseph["address_line1"], joseph["town"], joseph["postcode"]) == (
-        "11 Lea Close", "Yeovil", "BA21 4PJ")
+        "11 Lea Close",
+        "Yeovil",
+        "BA21 4PJ",
+    )
     assert contact(result, "Z801209809069-3")["postcode"] is None
     assert result.warnings == []
 
@@ -241,8 +312,9 @@ PUPIL = """<Pupil>
 
 
 def test_sex_lines_address_telno_and_numeric_booleans(tmp_path: Path) -> None:
-    path = write_ctf(tmp_path, PUPIL.format(sex="<Sex>F</Sex>"),
-                     "<DocumentQualifier>partial</DocumentQualifier>")
+    path = write_ctf(
+        tmp_path, PUPIL.format(sex="<Sex>F</Sex>"), "<DocumentQualifier>partial</DocumentQualifier>"
+    )
     result = read_ctf(path, file_label="upload.xml")
     assert result.partial is True
     assert result.source_school == ""
@@ -253,10 +325,17 @@ def test_sex_lines_address_telno_and_numeric_booleans(tmp_path: Path) -> None:
     assert contacts["parental_responsibility"].tolist() == ["Y", "N"]
     two = contact(result, "A123456789012-2")
     assert (two["address_line1"], two["address_line2"], two["postcode"]) == (
-        "Flat 2", "1 High Street", "AB1 2CD")
+        "Flat 2",
+        "1 High Street",
+        "AB1 2CD",
+    )
     [problem] = result.warnings  # the pupil's own second mobile
     assert (problem.file, problem.extract, problem.column, problem.value) == (
-        "upload.xml", "students", "mobile", "A123456789012")
+        "upload.xml",
+        "students",
+        "mobile",
+        "A123456789012",
+    )
 
 
 def test_gender_and_sex_both_become_sex(tmp_path: Path) -> None:
@@ -268,8 +347,9 @@ def test_gender_and_sex_both_become_sex(tmp_path: Path) -> None:
 def test_malformed_xml_reports_line_and_column(tmp_path: Path) -> None:
     text = (FIXTURES / "y7_partial.xml").read_text(encoding="utf-8")
     path = tmp_path / "broken.xml"
-    path.write_text(text.replace("<Surname>Jagger</Surname>", "<Surname>Jagger</Surnme>"),
-                    encoding="utf-8")
+    path.write_text(
+        text.replace("<Surname>Jagger</Surname>", "<Surname>Jagger</Surnme>"), encoding="utf-8"
+    )
     expected_line = text.splitlines().index("<Surname>Jagger</Surname>") + 1
     assert expected_line == 25
     problem = the_error(path)
@@ -281,8 +361,10 @@ def test_malformed_xml_reports_line_and_column(tmp_path: Path) -> None:
 
 def test_not_a_ctf(tmp_path: Path) -> None:
     path = tmp_path / "students.xml"
-    path.write_text("<?xml version='1.0'?>\n<Students><Pupil><UPN>X</UPN></Pupil></Students>\n",
-                    encoding="utf-8")
+    path.write_text(
+        "<?xml version='1.0'?>\n<Students><Pupil><UPN>X</UPN></Pupil></Students>\n",
+        encoding="utf-8",
+    )
     problem = the_error(path)
     assert "not a DfE Common Transfer File" in problem.problem
     assert "<Students>" in problem.problem

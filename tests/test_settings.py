@@ -26,8 +26,9 @@ def test_defaults_when_nothing_is_set(tmp_path):
 
 def test_environment_beats_file_beats_default(tmp_path):
     write_settings(tmp_path, 'generations_kept = 7\nschool_name = "Hillside"\n')
-    settings = Settings(tmp_path, env={"SCHOOLCOMMS_GENERATIONS_KEPT": "3"},
-                        secrets_file=tmp_path / "none.toml")
+    settings = Settings(
+        tmp_path, env={"SCHOOLCOMMS_GENERATIONS_KEPT": "3"}, secrets_file=tmp_path / "none.toml"
+    )
     assert settings["generations_kept"] == 3 and settings.source("generations_kept") == "env"
     assert settings["school_name"] == "Hillside" and settings.source("school_name") == "file"
     assert settings.sms_pence_per_segment == 3.0
@@ -42,7 +43,9 @@ def test_table_setting_from_file_and_from_json_env(tmp_path):
 
 def test_bad_value_names_setting_origin_and_fix(tmp_path):
     settings = Settings(tmp_path, env={"SCHOOLCOMMS_GENERATIONS_KEPT": "lots"})
-    with pytest.raises(SettingsError, match="generations_kept.*SCHOOLCOMMS_GENERATIONS_KEPT.*'lots'"):
+    with pytest.raises(
+        SettingsError, match="generations_kept.*SCHOOLCOMMS_GENERATIONS_KEPT.*'lots'"
+    ):
         settings["generations_kept"]
 
 
@@ -69,8 +72,10 @@ def test_secret_from_secrets_file_or_env_is_masked(tmp_path):
 
 
 def test_settings_command_masks_secrets_and_lists_everything(tmp_path):
-    env = {"SCHOOLCOMMS_MIS_DATABASE_URL": "mssql://sa:topsecret@mis/db",
-           "SCHOOLCOMMS_DATA_DIR": str(tmp_path)}
+    env = {
+        "SCHOOLCOMMS_MIS_DATABASE_URL": "mssql://sa:topsecret@mis/db",
+        "SCHOOLCOMMS_DATA_DIR": str(tmp_path),
+    }
     result = CliRunner().invoke(main, ["settings", "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert "topsecret" not in result.output

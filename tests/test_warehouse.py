@@ -88,8 +88,11 @@ def test_queries_are_read_only_and_cannot_read_files(tmp_path):
 
 def test_second_loader_is_refused_while_lock_held(tmp_path):
     warehouse = Warehouse(tmp_path / "wh")
-    with warehouse.write_lock(), pytest.raises(Busy, match="Another load is running"), \
-            Warehouse(tmp_path / "wh").write_lock():
+    with (
+        warehouse.write_lock(),
+        pytest.raises(Busy, match="Another load is running"),
+        Warehouse(tmp_path / "wh").write_lock(),
+    ):
         pass
 
 

@@ -19,18 +19,46 @@ import pandas as pd
 
 from pipelines.problems import ExtractError, Problem, error, warning
 
-STUDENT_COLUMNS = ["student_id", "upn", "forename", "surname", "preferred_forename",
-                   "date_of_birth", "year_group", "status", "sex", "email", "mobile"]
-CONTACT_COLUMNS = ["student_id", "contact_id", "title", "forename", "surname", "relationship",
-                   "priority", "parental_responsibility", "mobile", "home_phone", "email",
-                   "address_line1", "address_line2", "town", "postcode"]
+STUDENT_COLUMNS = [
+    "student_id",
+    "upn",
+    "forename",
+    "surname",
+    "preferred_forename",
+    "date_of_birth",
+    "year_group",
+    "status",
+    "sex",
+    "email",
+    "mobile",
+]
+CONTACT_COLUMNS = [
+    "student_id",
+    "contact_id",
+    "title",
+    "forename",
+    "surname",
+    "relationship",
+    "priority",
+    "parental_responsibility",
+    "mobile",
+    "home_phone",
+    "email",
+    "address_line1",
+    "address_line2",
+    "town",
+    "postcode",
+]
 KEY_COLUMNS = {"students": ("student_id", "upn"), "contacts": ("student_id", "contact_id")}
 SNIFF_BYTES = 4096
-_BOOLEAN = {**dict.fromkeys(("true", "1", "y", "yes"), "Y"),
-            **dict.fromkeys(("false", "0", "n", "no"), "N")}
+_BOOLEAN = {
+    **dict.fromkeys(("true", "1", "y", "yes"), "Y"),
+    **dict.fromkeys(("false", "0", "n", "no"), "N"),
+}
 _HOUSE_NUMBER = re.compile(r"\d+[A-Za-z]?(?:\s*-\s*\d+[A-Za-z]?)?")
-_EXPORT_AGAIN = ("export the CTF again from your MIS "
-                 "(in SIMS: Routines > Data Out > CTF > Export CTF)")
+_EXPORT_AGAIN = (
+    "export the CTF again from your MIS (in SIMS: Routines > Data Out > CTF > Export CTF)"
+)
 
 Row = dict[str, str | None]
 
@@ -112,8 +140,12 @@ def _address(addr: ET.Element | None) -> Row:
         block = addr.find("AddressLines")  # AddressLine1..5, in order
         lines = [" ".join(x.text.split()) for x in block if x.text] if block is not None else []
     lines = [line for line in lines if line] or [None]
-    out.update(address_line1=lines[0], address_line2=", ".join(lines[1:]) or None, town=town,
-               postcode=_text(addr, "PostCode", "ZIP", "Zip"))
+    out.update(
+        address_line1=lines[0],
+        address_line2=", ".join(lines[1:]) or None,
+        town=town,
+        postcode=_text(addr, "PostCode", "ZIP", "Zip"),
+    )
     return out
 
 
@@ -127,7 +159,11 @@ def _header(el: ET.Element) -> tuple[bool, str]:
 
 
 def _pupil(
-    el: ET.Element, index: int, first_contact: int, label: str, lines: _TagLines,
+    el: ET.Element,
+    index: int,
+    first_contact: int,
+    label: str,
+    lines: _TagLines,
     warnings: list[Problem],
 ) -> tuple[Row, list[tuple[int, Row]]]:
     """One pupil's student row and its (order, contact row) pairs."""
@@ -139,26 +175,43 @@ def _pupil(
     name = " ".join(part for part in (get("Forename"), get("Surname")) if part) or "no name"
     where = {"file": label, "line": lines.of("Pupil", index)}
     if not upn:
-        raise ExtractError(error(
-            f"pupil {index + 1} in this CTF ({name}) has no UPN", "record the pupil's UPN "
-            f"(or a temporary UPN) in your MIS, then {_EXPORT_AGAIN}", column="UPN", **where))
+        raise ExtractError(
+            error(
+                f"pupil {index + 1} in this CTF ({name}) has no UPN",
+                f"record the pupil's UPN (or a temporary UPN) in your MIS, then {_EXPORT_AGAIN}",
+                column="UPN",
+                **where,
+            )
+        )
     dob = get("DOB")
     if dob:
         try:
             dob = date.fromisoformat(dob).isoformat()
         except ValueError:
-            raise ExtractError(error(
-                f"pupil {upn} has a date of birth that is not a date", "correct the date of "
-                f"birth in your MIS, then {_EXPORT_AGAIN}", column="DOB", value=dob, **where,
-            )) from None
+            raise ExtractError(
+                error(
+                    f"pupil {upn} has a date of birth that is not a date",
+                    f"correct the date of birth in your MIS, then {_EXPORT_AGAIN}",
+                    column="DOB",
+                    value=dob,
+                    **where,
+                )
+            ) from None
     mobile, _home, extra = _phones(el)
     if extra:
         warnings.append(_extra_mobile(f"pupil {upn} ({name})", upn, "students", where))
     student: Row = {
-        "student_id": upn, "upn": upn, "forename": get("Forename"), "surname": get("Surname"),
-        "preferred_forename": get("PreferredForename"), "date_of_birth": dob,
-        "year_group": get("NCyearActual"), "status": get("EnrolStatus"),
-        "sex": get("Sex") or get("Gender"), "email": get("Email"), "mobile": mobile,
+        "student_id": upn,
+        "upn": upn,
+        "forename": get("Forename"),
+        "surname": get("Surname"),
+        "preferred_forename": get("PreferredForename"),
+        "date_of_birth": dob,
+        "year_group": get("NCyearActual"),
+        "status": get("EnrolStatus"),
+        "sex": get("Sex") or get("Gender"),
+        "email": get("Email"),
+        "mobile": mobile,
     }
     home = _address(el.find("Address"))
     contacts: list[tuple[int, Row]] = []
@@ -171,29 +224,51 @@ def _pupil(
             order = int(raw_order or "")
         except ValueError:
             order = n + 1
-            warnings.append(warning(
-                f"{who} has Order {raw_order!r}, not a whole number; position {order} used",
-                f"give the contact a priority in your MIS, then {_EXPORT_AGAIN}",
-                extract="contacts", column="priority", **where))
+            warnings.append(
+                warning(
+                    f"{who} has Order {raw_order!r}, not a whole number; position {order} used",
+                    f"give the contact a priority in your MIS, then {_EXPORT_AGAIN}",
+                    extract="contacts",
+                    column="priority",
+                    **where,
+                )
+            )
         raw_resp = _text(contact, "Responsibility")
         responsibility = _BOOLEAN.get((raw_resp or "").lower())
         if raw_resp and responsibility is None:
-            warnings.append(warning(
-                f"{who} has Responsibility {raw_resp!r}, not true/false; left blank",
-                f"set parental responsibility for the contact in your MIS, then {_EXPORT_AGAIN}",
-                extract="contacts", column="parental_responsibility", **where))
+            warnings.append(
+                warning(
+                    f"{who} has Responsibility {raw_resp!r}, not true/false; left blank",
+                    f"set parental responsibility for the contact in your MIS, then {_EXPORT_AGAIN}",
+                    extract="contacts",
+                    column="parental_responsibility",
+                    **where,
+                )
+            )
         addr = contact.find("Address")
         as_pupil = _BOOLEAN.get((_text(addr, "AddressAsPupil") or "").lower()) == "Y"
         cmobile, chome, extra = _phones(contact)
         if extra:
             warnings.append(_extra_mobile(who, upn, "contacts", where))
-        contacts.append((order, {
-            "student_id": upn, "contact_id": f"{upn}-{order}", "title": _text(contact, "Title"),
-            "forename": _text(contact, "Forename"), "surname": _text(contact, "Surname"),
-            "relationship": _text(contact, "Relationship"), "priority": str(order),
-            "parental_responsibility": responsibility, "mobile": cmobile, "home_phone": chome,
-            "email": _text(contact, "Email"), **(home if as_pupil else _address(addr)),
-        }))
+        contacts.append(
+            (
+                order,
+                {
+                    "student_id": upn,
+                    "contact_id": f"{upn}-{order}",
+                    "title": _text(contact, "Title"),
+                    "forename": _text(contact, "Forename"),
+                    "surname": _text(contact, "Surname"),
+                    "relationship": _text(contact, "Relationship"),
+                    "priority": str(order),
+                    "parental_responsibility": responsibility,
+                    "mobile": cmobile,
+                    "home_phone": chome,
+                    "email": _text(contact, "Email"),
+                    **(home if as_pupil else _address(addr)),
+                },
+            )
+        )
     return student, contacts
 
 
@@ -203,7 +278,10 @@ def _extra_mobile(who: str, upn: str, extract: str, where: dict[str, Any]) -> Pr
         f"{who} has more than one mobile number; only the first listed is kept as mobile",
         "in your MIS, check which mobile the school should text, list it first and record "
         f"any other as a work or other number (or delete it), then {_EXPORT_AGAIN}",
-        extract=extract, column="mobile", **{"value": upn, **where})
+        extract=extract,
+        column="mobile",
+        **{"value": upn, **where},
+    )
 
 
 def _frame(rows: list[Row], columns: list[str], keys: tuple[str, ...]) -> pd.DataFrame:
@@ -258,42 +336,62 @@ def read_ctf(path: Path, file_label: str | None = None) -> CTFRead:
                     upn = student["student_id"] or ""
                     if upn in seen:
                         first = lines.of("Pupil", seen[upn])
-                        raise ExtractError(error(
-                            f"UPN {upn} is in this CTF twice (also at line {first})",
-                            f"correct the duplicate UPN in your MIS, then {_EXPORT_AGAIN}",
-                            file=label, line=lines.of("Pupil", index), column="UPN", value=upn))
+                        raise ExtractError(
+                            error(
+                                f"UPN {upn} is in this CTF twice (also at line {first})",
+                                f"correct the duplicate UPN in your MIS, then {_EXPORT_AGAIN}",
+                                file=label,
+                                line=lines.of("Pupil", index),
+                                column="UPN",
+                                value=upn,
+                            )
+                        )
                     seen[upn] = index
                     students.append(student)
                     contacts += [(upn, order, row) for order, row in pairs]
                     el.clear()
     except OSError as exc:
-        raise ExtractError(error(
-            f"cannot open this file ({exc.strerror or exc})",
-            "check the file is still there and readable, then load it again", file=label,
-        )) from None
+        raise ExtractError(
+            error(
+                f"cannot open this file ({exc.strerror or exc})",
+                "check the file is still there and readable, then load it again",
+                file=label,
+            )
+        ) from None
     except ET.ParseError as exc:
         line, column = exc.position
         if not root_seen:
             raise ExtractError(_not_ctf(label, "it is not XML", line)) from None
         reason = str(exc).rsplit(": line", 1)[0]
-        raise ExtractError(error(
-            f"this CTF is not well-formed XML ({reason} at line {line}, column {column + 1})",
-            f"do not edit the CTF by hand: {_EXPORT_AGAIN} and load the new file as it is "
-            f"(if you must, repair the XML at line {line})", file=label, line=line,
-        )) from None
+        raise ExtractError(
+            error(
+                f"this CTF is not well-formed XML ({reason} at line {line}, column {column + 1})",
+                f"do not edit the CTF by hand: {_EXPORT_AGAIN} and load the new file as it is "
+                f"(if you must, repair the XML at line {line})",
+                file=label,
+                line=line,
+            )
+        ) from None
     if not students:
-        raise ExtractError(error(
-            "this CTF holds no pupils", f"{_EXPORT_AGAIN} with the pupils you are "
-            "transferring selected", file=label))
+        raise ExtractError(
+            error(
+                "this CTF holds no pupils",
+                f"{_EXPORT_AGAIN} with the pupils you are transferring selected",
+                file=label,
+            )
+        )
     students.sort(key=lambda row: row["student_id"] or "")
     contacts.sort(key=lambda item: (item[0], item[1]))
     return CTFRead(
         tables={
             "students": _frame(students, STUDENT_COLUMNS, KEY_COLUMNS["students"]),
-            "contacts": _frame([row for *_, row in contacts], CONTACT_COLUMNS,
-                               KEY_COLUMNS["contacts"]),
+            "contacts": _frame(
+                [row for *_, row in contacts], CONTACT_COLUMNS, KEY_COLUMNS["contacts"]
+            ),
         },
-        warnings=warnings, partial=partial, source_school=source,
+        warnings=warnings,
+        partial=partial,
+        source_school=source,
     )
 
 
@@ -302,4 +400,7 @@ def _not_ctf(label: str, why: str, line: int | None = None) -> Problem:
         f"this file is not a DfE Common Transfer File ({why}; a CTF is XML whose root "
         "element is <CTfile>)",
         "choose the CTF .xml file your MIS exported (it starts with <CTfile>); load CSV or "
-        "XLSX extracts as extracts, not as a CTF", file=label, line=line)
+        "XLSX extracts as extracts, not as a CTF",
+        file=label,
+        line=line,
+    )

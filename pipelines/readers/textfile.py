@@ -112,10 +112,14 @@ def check_size(path: Path, label: str, max_mb: int) -> None:
     """Refuse a file (of any format) larger than the setting max_extract_mb, before reading."""
     size = path.stat().st_size
     if size > max_mb * 1024 * 1024:
-        raise ExtractError(error(
-            f"the file is {size / 1024 / 1024:,.0f} MiB, more than the {max_mb:,} MiB limit",
-            "split it into smaller files (event extracts such as marks can be loaded a "
-            "term at a time) or raise the setting max_extract_mb", file=label))
+        raise ExtractError(
+            error(
+                f"the file is {size / 1024 / 1024:,.0f} MiB, more than the {max_mb:,} MiB limit",
+                "split it into smaller files (event extracts such as marks can be loaded a "
+                "term at a time) or raise the setting max_extract_mb",
+                file=label,
+            )
+        )
 
 
 def _utf16_without_bom(head: bytes) -> bool:
@@ -130,31 +134,49 @@ def _line_of_offset(path: Path, offset: int) -> int:
         return handle.read(offset).count(b"\n") + 1
 
 
-def inspect(path: Path, label: str, tmp_dir: Path, max_mb: int,
-            archive_to: Path | None = None) -> TextInfo:
+def inspect(
+    path: Path, label: str, tmp_dir: Path, max_mb: int, archive_to: Path | None = None
+) -> TextInfo:
     """Check a text extract and return how to read it; raise ExtractError if it cannot be."""
     size = path.stat().st_size
     where = {"file": label}
     if size == 0:
-        raise ExtractError(error("the file is empty (0 bytes)",
-                                 "export the extract again; the file should start with a "
-                                 "header row", **where))
+        raise ExtractError(
+            error(
+                "the file is empty (0 bytes)",
+                "export the extract again; the file should start with a header row",
+                **where,
+            )
+        )
     check_size(path, label, max_mb)
     with path.open("rb") as handle:
         head = handle.read(65536)
     if head.startswith(b"PK\x03\x04"):
-        raise ExtractError(error(
-            "the file is an Excel workbook or ZIP archive but its name ends in "
-            f"{path.suffix or '(nothing)'}", "rename it to .xlsx, or save it from Excel "
-            "as 'CSV UTF-8'", **where))
+        raise ExtractError(
+            error(
+                "the file is an Excel workbook or ZIP archive but its name ends in "
+                f"{path.suffix or '(nothing)'}",
+                "rename it to .xlsx, or save it from Excel as 'CSV UTF-8'",
+                **where,
+            )
+        )
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _utf16_without_bom(head):
-        raise ExtractError(error("the file is encoded as UTF-16",
-                                 "save it as 'CSV UTF-8' (or Windows-1252) instead", **where))
+        raise ExtractError(
+            error(
+                "the file is encoded as UTF-16",
+                "save it as 'CSV UTF-8' (or Windows-1252) instead",
+                **where,
+            )
+        )
     if b"\x00" in head:
-        raise ExtractError(error(
-            "the file holds binary data, not text (it contains NUL bytes)",
-            "export the extract from your MIS as CSV or XLSX; check you picked the right "
-            "file", line=head[: head.index(b"\x00")].count(b"\n") + 1, **where))
+        raise ExtractError(
+            error(
+                "the file holds binary data, not text (it contains NUL bytes)",
+                "export the extract from your MIS as CSV or XLSX; check you picked the right file",
+                line=head[: head.index(b"\x00")].count(b"\n") + 1,
+                **where,
+            )
+        )
 
     # The head decides; DuckDB validates every later byte as UTF-8 while it reads, and
     # a file that fails there is read again as Windows-1252 (see as_windows_1252).
@@ -172,14 +194,26 @@ def inspect(path: Path, label: str, tmp_dir: Path, max_mb: int,
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as exc:
-        raise ExtractError(error("the header row cannot be read",
-                                 "the first line must name the columns", line=1,
-                                 **where)) from exc
+        raise ExtractError(
+            error(
+                "the header row cannot be read",
+                "the first line must name the columns",
+                line=1,
+                **where,
+            )
+        ) from exc
     if not any(h.strip() for h in header):
-        raise ExtractError(error("the first line is blank; it must be the header row",
-                                 "remove blank lines above the header", line=1, **where))
-    return TextInfo(read_path, encoding, delimiter, header, reader.line_num, scan, path, label,
-                    tmp_dir)
+        raise ExtractError(
+            error(
+                "the first line is blank; it must be the header row",
+                "remove blank lines above the header",
+                line=1,
+                **where,
+            )
+        )
+    return TextInfo(
+        read_path, encoding, delimiter, header, reader.line_num, scan, path, label, tmp_dir
+    )
 
 
 def _head_is_utf8(head: bytes) -> bool:
@@ -205,20 +239,28 @@ def _transcode(path: Path, label: str, tmp_dir: Path) -> Path:
         while chunk := handle.read(CHUNK):
             bad = next((i for i, b in enumerate(chunk) if b in CP1252_UNDEFINED), None)
             if bad is not None:
-                raise ExtractError(error(
-                    f"the file has the byte 0x{chunk[bad]:02X}, which is neither UTF-8 nor "
-                    "Windows-1252 text", "open the file in a spreadsheet or text editor, "
-                    "fix the damaged characters on that line and save it as 'CSV UTF-8'",
-                    file=label, line=_line_of_offset(path, position + bad)))
+                raise ExtractError(
+                    error(
+                        f"the file has the byte 0x{chunk[bad]:02X}, which is neither UTF-8 nor "
+                        "Windows-1252 text",
+                        "open the file in a spreadsheet or text editor, "
+                        "fix the damaged characters on that line and save it as 'CSV UTF-8'",
+                        file=label,
+                        line=_line_of_offset(path, position + bad),
+                    )
+                )
             position += len(chunk)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     # A unique name: loads in other processes (dry runs take no lock) share tmp_dir.
-    handle, name = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=f".utf8{path.suffix}",
-                                    dir=tmp_dir)
+    handle, name = tempfile.mkstemp(
+        prefix=f"{path.stem}.", suffix=f".utf8{path.suffix}", dir=tmp_dir
+    )
     os.close(handle)
     target = Path(name)
-    with path.open("r", encoding="cp1252", newline="") as src, \
-            target.open("w", encoding="utf-8", newline="") as dst:
+    with (
+        path.open("r", encoding="cp1252", newline="") as src,
+        target.open("w", encoding="utf-8", newline="") as dst,
+    ):
         while chunk := src.read(CHUNK):
             dst.write(chunk)
     return target
