@@ -44,6 +44,9 @@ from schoolcomms.settings import MASK, Settings
 
 T0 = datetime(2025, 11, 3, 7, 30, 0, tzinfo=UTC)
 
+HEAD = "0002"
+MESSAGING_TABLES = {"batches", "messages", "templates", "pastoral_log", "contact_log", "opt_outs"}
+
 
 @pytest.fixture(autouse=True)
 def _fresh_engine_cache() -> Any:
@@ -134,10 +137,10 @@ def test_fresh_sqlite_file_is_upgraded_to_head_in_wal_mode(settings: Settings) -
     with _raw(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
-    assert tables == {"alembic_version", "load_runs", "load_files", "audit_log"}
-    assert head_revision() == "0001"
-    assert current_revision(engine) == "0001"
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+    assert tables == {"alembic_version", "load_runs", "load_files", "audit_log", *MESSAGING_TABLES}
+    assert head_revision() == HEAD
+    assert current_revision(engine) == HEAD
 
 
 def test_indexes_and_constraint_names_follow_the_convention(
@@ -147,7 +150,21 @@ def test_indexes_and_constraint_names_follow_the_convention(
     indexes = {
         name for kind, name, _ in schema if kind == "index" and not name.startswith("sqlite_")
     }
-    assert indexes == {"ix_load_runs_started_at", "ix_load_files_load_run_id", "ix_audit_log_at"}
+    assert indexes == {
+        "ix_load_runs_started_at",
+        "ix_load_files_load_run_id",
+        "ix_audit_log_at",
+        "ix_batches_created_at",
+        "ix_contact_log_happened_at",
+        "ix_contact_log_student_id",
+        "ix_messages_batch_id",
+        "ix_messages_created_at",
+        "ix_messages_provider_ref",
+        "ix_messages_status_next_attempt_at",
+        "ix_messages_student_id",
+        "ix_pastoral_log_at",
+        "ix_pastoral_log_student_id",
+    }
     sql = {name: text for _, name, text in schema}
     assert "CONSTRAINT pk_load_runs PRIMARY KEY" in sql["load_runs"]
     assert "CONSTRAINT fk_load_files_load_run_id_load_runs FOREIGN KEY" in sql["load_files"]
@@ -162,7 +179,7 @@ def test_upgrade_twice_is_a_no_op(engine: Engine, settings: Settings) -> None:
     upgrade(make_engine(settings.resolved_ops_url))
     assert _schema(path) == before
     with _raw(path) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         assert raw.execute("SELECT id FROM load_runs").fetchall() == [(run_id,)]
 
 
@@ -185,7 +202,7 @@ def test_ops_url_setting_is_honoured(tmp_path: Path) -> None:
     settings = Settings(tmp_path / "data", env={"SCHOOLCOMMS_OPS_URL": f"sqlite:///{target}"})
     engine = open_ops(settings)
     assert target.is_file()
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == HEAD
     assert not (tmp_path / "data" / "ops.sqlite").exists()
 
 
@@ -498,9 +515,28 @@ def test_two_processes_open_a_fresh_store_at_once(tmp_path: Path) -> None:
     errors = [detail for status, detail, _ in outcomes if status != "ok"]
     assert not errors, errors[0]
     assert [process.exitcode for process in processes] == [0] * processes_n
-    assert {revision for _, revision, _ in outcomes} == {"0001"}
+    assert {revision for _, revision, _ in outcomes} == {HEAD}
     assert len({run_id for _, _, run_id in outcomes}) == processes_n
     with _raw(data_dir / "ops.sqlite") as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         assert raw.execute("SELECT count(*) FROM load_runs").fetchone() == (processes_n,)
         assert raw.execute("SELECT count(*) FROM audit_log").fetchone() == (processes_n,)
+
+
+def test_upgrade_from_the_previous_revision_keeps_the_load_history(settings: Settings) -> None:
+    from alembic import command
+
+    from schoolcomms.ops.db import alembic_config
+
+    engine = make_engine(settings.resolved_ops_url)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    assert current_revision(engine) == "0001"
+    run_id = _load(engine)
+    upgrade(engine)
+    assert current_revision(engine) == HEAD
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT id FROM load_runs").fetchall() == [(run_id,)]
+        assert conn.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 0

@@ -26,11 +26,13 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -167,3 +169,158 @@ class AuditEntry(Base):
 
     def __repr__(self) -> str:
         return f"<AuditEntry {self.id} {self.action} {self.target!r} by {self.actor!r}>"
+
+
+# ---- messaging -----------------------------------------------------------------------
+
+MESSAGE_STATUSES: tuple[str, ...] = (
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "failed",
+    "cancelled",
+)
+BATCH_STATES: tuple[str, ...] = ("running", "paused", "done", "cancelled")
+CHANNELS: tuple[str, ...] = ("sms", "email", "letter")
+
+
+class Batch(Base):
+    """A bulk send: who started it, with which template and filter, and its state."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    channel: Mapped[str] = mapped_column(String(10))
+    template_name: Mapped[str | None] = mapped_column(String(128))
+    subject: Mapped[str | None] = mapped_column(String(512))
+    # The template text used (bank template or free text), kept as sent.
+    body_template: Mapped[str] = mapped_column(Text, default="")
+    # How recipients were chosen: student ids, the rule, the page or command.
+    filter: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # One of BATCH_STATES.
+    state: Mapped[str] = mapped_column(String(12), default="running")
+    state_reason: Mapped[str] = mapped_column(Text, default="")
+    total: Mapped[int] = mapped_column(default=0)
+    excluded: Mapped[int] = mapped_column(default=0)
+    estimated_cost_pence: Mapped[float] = mapped_column(default=0.0)
+    consecutive_errors: Mapped[int] = mapped_column(default=0)
+    finished_at: Mapped[datetime | None]
+    # For letters: the merged PDF kept with the batch.
+    document_path: Mapped[str | None] = mapped_column(String(1024))
+
+
+class Message(Base):
+    """One message to one recipient on one channel: the outbox and the message log."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Unique: the same logical message is never stored (or sent) twice.
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="SET NULL"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(10))
+    # E.164 for SMS, an address for e-mail, the postal address block for letters.
+    to_address: Mapped[str] = mapped_column(String(1024))
+    subject: Mapped[str | None] = mapped_column(String(512))
+    body: Mapped[str | None] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    template_name: Mapped[str | None] = mapped_column(String(128))
+    # One of MESSAGE_STATUSES.
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    provider_status: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    segments: Mapped[int | None]
+    encoding: Mapped[str | None] = mapped_column(String(8))
+    cost_pence: Mapped[float | None]
+    student_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    contact_id: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),)
+
+
+class Template(Base):
+    """A message bank entry."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    subject: Mapped[str | None] = mapped_column(String(512))
+    body: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(64), default="general")
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    archived: Mapped[bool] = mapped_column(default=False)
+
+
+class PastoralEntry(Base):
+    """A pastoral log entry about a pupil (e.g. an absence text sent to a parent)."""
+
+    __tablename__ = "pastoral_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    student_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None]
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class ContactEntry(Base):
+    """A phone call, meeting or other contact with a parent that a member of staff recorded."""
+
+    __tablename__ = "contact_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    happened_at: Mapped[datetime] = mapped_column(index=True)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    student_id: Mapped[str] = mapped_column(String(64), index=True)
+    contact_id: Mapped[str | None] = mapped_column(String(64))
+    contact_name: Mapped[str] = mapped_column(String(255), default="")
+    # phone, meeting, email, letter, other
+    method: Mapped[str] = mapped_column(String(16))
+    # in or out
+    direction: Mapped[str] = mapped_column(String(4), default="out")
+    outcome: Mapped[str] = mapped_column(String(255), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    follow_up_on: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class OptOut(Base):
+    """An address that must not be messaged on a channel (a parent's request or a provider's)."""
+
+    __tablename__ = "opt_outs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    # E.164 for SMS, lower-case e-mail address for e-mail.
+    address: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # parent, staff, provider
+    source: Mapped[str] = mapped_column(String(16), default="staff")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (UniqueConstraint("channel", "address"),)
