@@ -322,5 +322,8 @@ def run(ctx: click.Context, port: int) -> None:
     ctx.invoke(dashboard, port=port)
 
 
+# The messaging commands register themselves on `main`.
+from schoolcomms import cli_messaging  # noqa: E402, F401
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,240 @@
+"""Messaging commands: ``send``, ``dispatch`` and ``messages`` (thin wrappers over senders/)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import signal
+import threading
+from typing import Any
+
+import click
+
+from schoolcomms.cli import REFUSED, Refused, _plain, _settings, main
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@main.command()
+@click.option("--channel", type=click.Choice(["sms", "email", "letter"]), required=True)
+@click.option("--template", "template", default=None, help="A template from the message bank.")
+@click.option("--body", default=None, help="The message text (merge fields allowed).")
+@click.option("--subject", default=None, help="E-mail subject (when not using a template).")
+@click.option(
+    "--students", required=True, help="Comma-separated student ids, e.g. STE04000571,STE04000480."
+)
+@click.option(
+    "--max-priority",
+    default=1,
+    show_default=True,
+    help="Send to each pupil's contacts with priority up to N.",
+)
+@click.option(
+    "--parental-responsibility-only",
+    is_flag=True,
+    help="Only contacts with parental responsibility.",
+)
+@click.option(
+    "--confirm-over-budget",
+    is_flag=True,
+    help="Send an SMS batch that costs more than sms_batch_budget_pence.",
+)
+@click.option("--dry-run", is_flag=True, help="Plan and print; send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def send(
+    ctx: click.Context,
+    channel: str,
+    template: str | None,
+    body: str | None,
+    subject: str | None,
+    students: str,
+    max_priority: int,
+    parental_responsibility_only: bool,
+    confirm_over_budget: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """A one-off send to the contacts of the given pupils.
+
+    Default recipients are each pupil's priority-1 contacts; contacts without consent,
+    without a valid mobile or e-mail, or opted out are listed as excluded with the
+    reason. Siblings share one message per contact.
+
+    \b
+    Examples:
+      schoolcomms send --channel sms --students S1,S2 --body "Hello {{ contact.name }}" --dry-run --json
+      schoolcomms send --channel email --template "Positive news" --students S1
+    """
+    from schoolcomms.ops.db import open_ops
+    from schoolcomms.ops.history import audit
+    from schoolcomms.warehouse import Warehouse, WarehouseError
+    from senders.compose import ComposeError, Composition, enqueue_plan, plan_send
+    from senders.messengers import where_messages_go
+    from senders.recipients import RecipientRule
+
+    if (template is None) == (body is None):
+        raise Refused("Give exactly one of --template NAME or --body TEXT.")
+    settings = _settings(ctx)
+    ids = [s.strip() for s in students.split(",") if s.strip()]
+    composition = Composition(
+        channel=channel,
+        student_ids=ids,
+        created_by=_actor(),
+        body=body,
+        subject=subject,
+        template=template,
+        rule=RecipientRule(channel, max_priority, parental_responsibility_only),
+    )
+    engine = open_ops(settings)
+    try:
+        plan = plan_send(settings, Warehouse.from_settings(settings), engine, composition)
+        if dry_run:
+            click.echo(json.dumps(plan.as_json(), indent=1) if as_json else _describe(plan))
+            return
+        batch_id = enqueue_plan(engine, settings, plan, over_budget_confirmed=confirm_over_budget)
+    except (ComposeError, WarehouseError) as exc:
+        raise Refused(str(exc)) from exc
+    audit(
+        engine,
+        composition.created_by,
+        "send",
+        f"batch:{batch_id}",
+        {
+            "channel": channel,
+            "messages": len(plan.messages),
+            "excluded": len(plan.excluded),
+            "cost_pence": plan.total_cost_pence,
+        },
+    )
+    if as_json:
+        click.echo(json.dumps({"batch_id": batch_id, **plan.as_json()}, indent=1))
+    else:
+        click.echo(_describe(plan))
+        click.echo(
+            f"Queued {len(plan.messages)} message(s) as batch {batch_id}. "
+            f"{where_messages_go(settings)[channel]} `schoolcomms dispatch` sends them "
+            "now; the scheduler does so every 15 seconds."
+        )
+
+
+def _describe(plan: Any) -> str:
+    lines = [
+        f"{len(plan.messages)} message(s), {len(plan.excluded)} left out, "
+        f"estimated cost {plan.total_cost_pence:.1f}p."
+    ]
+    lines += [f"  note: {note}" for note in plan.notes]
+    for message in plan.messages:
+        extra = f" [{message.segments} segment(s), {message.encoding}]" if message.segments else ""
+        lines.append(
+            f"  to {message.contact_id} ({message.to.splitlines()[0]}) about "
+            f"{', '.join(message.student_ids)}{extra}: {message.body[:70]!r}"
+        )
+    for exclusion in plan.excluded:
+        lines.append(
+            f"  left out: {exclusion.student_id} / {exclusion.contact_id or '-'}: "
+            f"{exclusion.reason}"
+        )
+    if plan.over_budget:
+        lines.append(
+            f"  over the batch budget of {plan.budget_pence:.0f}p: needs --confirm-over-budget"
+        )
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--loop", is_flag=True, help="Keep dispatching until stopped (Ctrl-C / SIGTERM).")
+@click.option(
+    "--channel",
+    type=click.Choice(["sms", "email", "letter"]),
+    default=None,
+    help="Only this channel.",
+)
+@click.pass_context
+def dispatch(ctx: click.Context, loop: bool, channel: str | None) -> None:
+    """Send what is due in the outbox: one pass, or --loop.
+
+    \b
+    Example:
+      schoolcomms dispatch
+    """
+    from senders.dispatcher import Dispatcher
+
+    from schoolcomms.ops.db import open_ops
+    from schoolcomms.settings import SettingsError
+    from senders.messengers import build_messengers
+
+    settings = _settings(ctx)
+    try:
+        messengers = build_messengers(settings)
+    except SettingsError as exc:
+        raise Refused(str(exc)) from exc
+    dispatcher = Dispatcher(open_ops(settings), messengers, settings)
+    if not loop:
+        stats = dispatcher.run_once(channel)
+        click.echo(f"Dispatched: {stats}")
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo("Dispatching until stopped (Ctrl-C).")
+    dispatcher.run_forever(stop)
+
+
+@main.command()
+@click.option("--status", default=None, help="Only this status (queued, sent, failed …).")
+@click.option("--channel", type=click.Choice(["sms", "email", "letter"]), default=None)
+@click.option("--batch", "batch_id", type=int, default=None)
+@click.option("--limit", default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of messages.")
+@click.pass_context
+def messages(
+    ctx: click.Context,
+    status: str | None,
+    channel: str | None,
+    batch_id: int | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The message log: every message with its status, newest first.
+
+    \b
+    Example:
+      schoolcomms messages --status failed --json
+    """
+    from senders.outbox import message_log
+
+    from schoolcomms.ops.db import open_ops
+
+    frame = message_log(
+        open_ops(_settings(ctx)), status=status, channel=channel, batch_id=batch_id, limit=limit
+    )
+    if as_json:
+        rows = [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+        click.echo(json.dumps(rows, indent=1, default=str))
+    elif frame.empty:
+        click.echo("No messages.")
+    else:
+        shown = [
+            c
+            for c in (
+                "id",
+                "created_at",
+                "channel",
+                "to_address",
+                "status",
+                "attempts",
+                "student_id",
+                "error",
+            )
+            if c in frame.columns
+        ]
+        click.echo(frame[shown].to_string(index=False))
+
+
+__all__ = ["REFUSED", "dispatch", "messages", "send"]
