@@ -5,7 +5,6 @@ call this module, so a preview and the real send are planned by the same code.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -22,7 +21,14 @@ from schoolcomms.warehouse import Warehouse
 from senders import segments
 from senders.base import Channel
 from senders.recipients import Exclusion, Recipient, RecipientRule, choose_recipients
-from senders.templates import TemplateProblem, TemplateText, render_message
+from senders.templates import (
+    TemplateProblem,
+    TemplateText,
+    build_context,
+    contact_fields,
+    render_message,
+    validate,
+)
 
 
 class ComposeError(ValueError):
@@ -116,56 +122,17 @@ class Plan:
         )
 
 
-def _name(row: dict[str, Any]) -> str:
-    first = row.get("preferred_forename") or row.get("forename") or ""
-    return f"{first} {row.get('surname') or ''}".strip()
-
-
-def _student_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["student_id"],
-        "forename": row.get("forename") or "",
-        "preferred_forename": row.get("preferred_forename") or row.get("forename") or "",
-        "name": _name(row),
-        "surname": row.get("surname") or "",
-        "form": row.get("form") or "",
-        "year_group": row.get("year_group") or "",
-    }
-
-
-def _contact_fields(row: dict[str, Any]) -> dict[str, Any]:
-    title, surname = row.get("title") or "", row.get("surname") or ""
-    name = (
-        f"{title} {surname}".strip() if title else f"{row.get('forename') or ''} {surname}".strip()
-    )
-    return {
-        "title": title,
-        "forename": row.get("forename") or "",
-        "surname": surname,
-        "name": name,
-        "relationship": row.get("relationship") or "",
-    }
-
-
-def join_names(names: list[str]) -> str:
-    """'Amy', 'Amy and Ben', 'Amy, Ben and Cat'."""
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def context_for(
     recipient: Recipient, settings: Settings, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The merge-field context for one recipient (see senders.templates.MERGE_FIELDS)."""
-    pupils = [_student_fields(s) for s in recipient.students]
-    return {
-        "student": pupils[0],
-        "students": pupils,
-        "student_names": join_names([p["preferred_forename"] for p in pupils]),
-        "contact": _contact_fields(recipient.contact),
-        "school": {"name": settings["school_name"], "address": settings["school_address"]},
-        "today": dt.date.today(),
-        **(extra or {}),
-    }
+    """The merge-field context for one recipient (see senders.templates.MERGE_FIELDS).
+
+    ``extra`` may hold warehouse rows for the groups lesson, incident, detention and
+    homework.
+    """
+    return build_context(
+        settings, contact=recipient.contact, students=recipient.students, **(extra or {})
+    )
 
 
 def opted_out_addresses(engine: Engine, channel: str) -> set[str]:
@@ -190,11 +157,18 @@ def _template_text(engine: Engine, composition: Composition) -> TemplateText:
                 f"Template {composition.template!r} is for {stored.channel}, "
                 f"not {composition.channel}."
             )
-        return TemplateText(stored.channel, stored.subject, stored.body)
+        return stored.text
     if not composition.body:
         raise ComposeError("Give the message text or choose a template from the bank.")
     if composition.channel == "email" and not composition.subject:
         raise ComposeError("An e-mail needs a subject.")
+    problems = validate(composition.body, channel=composition.channel)
+    if composition.subject:
+        problems += [
+            f"Subject: {p}" for p in validate(composition.subject, channel=composition.channel)
+        ]
+    if problems:
+        raise ComposeError("The message cannot be used as written: " + " ".join(problems))
     return TemplateText(composition.channel, composition.subject, composition.body)
 
 
@@ -240,7 +214,7 @@ def plan_send(
             subject=rendered.subject,
             html=rendered.html,
             idempotency_key=_key(composition, recipient),
-            contact_name=_contact_fields(recipient.contact)["name"],
+            contact_name=contact_fields(recipient.contact)["name"],
         )
         if composition.channel == "sms":
             planned.body, changed = segments.normalise(rendered.text)
