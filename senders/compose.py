@@ -5,6 +5,7 @@ call this module, so a preview and the real send are planned by the same code.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -195,7 +196,7 @@ def plan_send(
     )
     price = float(settings["sms_pence_per_segment"])
     messages: list[PlannedMessage] = []
-    notes: set[str] = set()
+    typed: list[str] = []
     for recipient in recipients:
         try:
             rendered = render_message(
@@ -217,18 +218,20 @@ def plan_send(
             contact_name=contact_fields(recipient.contact)["name"],
         )
         if composition.channel == "sms":
-            planned.body, changed = segments.normalise(rendered.text)
-            notes.update(changed)
+            typed.append(rendered.text)
+            planned.body, _ = segments.normalise(rendered.text)
             counted = segments.count(planned.body)
             planned.segments, planned.encoding = counted.segments, counted.encoding
             planned.cost_pence = segments.cost_pence(counted.segments, price)
         messages.append(planned)
+    # One note per kind of change, with totals for the whole batch.
+    notes = segments.normalise("\n".join(typed))[1] if typed else []
     return Plan(
         composition,
         template,
         messages,
         excluded,
-        sorted(notes),
+        notes,
         float(settings["sms_batch_budget_pence"]),
     )
 
@@ -273,7 +276,7 @@ def enqueue_plan(
         for m in plan.messages
     ]
     rule = composition.recipient_rule
-    return create_batch(
+    batch_id = create_batch(
         engine,
         created_by=composition.created_by,
         channel=composition.channel,
@@ -290,3 +293,31 @@ def enqueue_plan(
         excluded=len(plan.excluded),
         estimated_cost_pence=plan.total_cost_pence,
     )
+    if composition.channel == "letter":
+        _print_letters(engine, settings, plan, batch_id)
+    return batch_id
+
+
+def _print_letters(engine: Engine, settings: Settings, plan: Plan, batch_id: int) -> None:
+    """Merge the batch's letters into one PDF, kept with the batch for printing."""
+    from schoolcomms.ops.models import Batch
+    from senders.letters import Letter, build_letters
+
+    letters = [
+        Letter(
+            contact_name=m.contact_name,
+            address_lines=m.to.splitlines()[1:],
+            salutation=f"Dear {m.contact_name}",
+            body=m.body,
+            student_id=m.student_id,
+            contact_id=m.contact_id,
+            date=dt.date.today(),
+        )
+        for m in plan.messages
+    ]
+    path = settings.data_dir / "letters" / f"batch-{batch_id}.pdf"
+    build_letters(letters, settings, path)
+    with session_scope(engine) as session:
+        batch = session.get(Batch, batch_id)
+        if batch is not None:
+            batch.document_path = str(path)
