@@ -309,17 +309,37 @@ def dashboard(ctx: click.Context, port: int) -> None:
 @click.option("--port", default=8501, show_default=True)
 @click.pass_context
 def run(ctx: click.Context, port: int) -> None:
-    """Start everything `make run` starts: the dashboard (and the scheduler, once built).
+    """Start everything `make run` starts: the dashboard and a dispatcher loop that sends
+    what is queued in the outbox (until the scheduler process takes this over).
 
     \b
     Example:
-      schoolcomms run
+      schoolcomms run --port 8501
     """
+    import subprocess
+
     settings = _settings(ctx)
+    base = [sys.executable, "-m", "schoolcomms", "--data-dir", str(settings.data_dir)]
+    env = {**os.environ, DATA_DIR_ENV: str(settings.data_dir)}
     click.echo(
-        f"Dashboard on http://localhost:{port} (data in {settings.data_dir}). Ctrl-C stops it."
+        f"Dashboard on http://localhost:{port} (data in {settings.data_dir}). "
+        "Ctrl-C stops everything."
     )
-    ctx.invoke(dashboard, port=port)
+    dispatcher = subprocess.Popen([*base, "dispatch", "--loop"], env=env)
+    dashboard_process = subprocess.Popen(_streamlit_argv(settings, port), env=env)
+    try:
+        dashboard_process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in (dashboard_process, dispatcher):
+            if process.poll() is None:
+                process.terminate()
+        for process in (dashboard_process, dispatcher):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 # The messaging commands register themselves on `main`.

@@ -118,8 +118,8 @@ def send(
         click.echo(_describe(plan))
         click.echo(
             f"Queued {len(plan.messages)} message(s) as batch {batch_id}. "
-            f"{where_messages_go(settings)[channel]} `schoolcomms dispatch` sends them "
-            "now; the scheduler does so every 15 seconds."
+            f"{where_messages_go(settings)[channel]} They go out with the next dispatch: "
+            "`schoolcomms run` keeps dispatching, or run `schoolcomms dispatch` now."
         )
 
 
