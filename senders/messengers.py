@@ -59,7 +59,12 @@ def email_messenger(settings: Settings) -> Messenger:
         return SmtpEmail(settings)
     from senders.channels.files import FileEmail
 
-    return FileEmail(settings.data_dir / "outbox" / "email")
+    return FileEmail(
+        settings.data_dir / "outbox" / "email",
+        sender=settings["email_from"],
+        sender_name=settings["email_from_name"] or settings["school_name"],
+        reply_to=settings["email_reply_to"],
+    )
 
 
 def build_messengers(settings: Settings) -> dict[str, Messenger]:
