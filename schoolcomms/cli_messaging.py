@@ -163,10 +163,9 @@ def dispatch(ctx: click.Context, loop: bool, channel: str | None) -> None:
     Example:
       schoolcomms dispatch
     """
-    from senders.dispatcher import Dispatcher
-
     from schoolcomms.ops.db import open_ops
     from schoolcomms.settings import SettingsError
+    from senders.dispatcher import Dispatcher
     from senders.messengers import build_messengers
 
     settings = _settings(ctx)
@@ -174,14 +173,26 @@ def dispatch(ctx: click.Context, loop: bool, channel: str | None) -> None:
         messengers = build_messengers(settings)
     except SettingsError as exc:
         raise Refused(str(exc)) from exc
-    dispatcher = Dispatcher(open_ops(settings), messengers, settings)
+    from senders.delivery import poll_delivery
+
+    engine = open_ops(settings)
+    dispatcher = Dispatcher(engine, messengers, settings)
     if not loop:
         stats = dispatcher.run_once(channel)
         click.echo(f"Dispatched: {stats}")
+        if poll:
+            changed = poll_delivery(engine, messengers)
+            click.echo(f"Delivery reports: {changed} message(s) changed status.")
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+
+    def poll_every_five_minutes() -> None:
+        while not stop.wait(300):
+            poll_delivery(engine, messengers)
+
+    threading.Thread(target=poll_every_five_minutes, daemon=True).start()
     click.echo("Dispatching until stopped (Ctrl-C).")
     dispatcher.run_forever(stop)
 
@@ -207,9 +218,8 @@ def messages(
     Example:
       schoolcomms messages --status failed --json
     """
-    from senders.outbox import message_log
-
     from schoolcomms.ops.db import open_ops
+    from senders.outbox import message_log
 
     frame = message_log(
         open_ops(_settings(ctx)), status=status, channel=channel, batch_id=batch_id, limit=limit

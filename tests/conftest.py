@@ -21,6 +21,9 @@ from click.testing import CliRunner, Result
 
 from schoolcomms.settings import ENV_PREFIX, Settings
 
+# Stand-in SMS provider servers (tests/standins) as fixtures for every test.
+pytest_plugins = ["standins"]
+
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 Rows = Sequence[Mapping[str, Any]]
