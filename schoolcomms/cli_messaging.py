@@ -155,13 +155,21 @@ def _describe(plan: Any) -> str:
     default=None,
     help="Only this channel.",
 )
+@click.option(
+    "--poll",
+    is_flag=True,
+    help="Also ask the SMS provider what became of sent messages (the loop does this "
+    "every 5 minutes).",
+)
 @click.pass_context
-def dispatch(ctx: click.Context, loop: bool, channel: str | None) -> None:
+def dispatch(ctx: click.Context, loop: bool, channel: str | None, poll: bool) -> None:
     """Send what is due in the outbox: one pass, or --loop.
 
     \b
-    Example:
+    Examples:
       schoolcomms dispatch
+      schoolcomms dispatch --poll
+      schoolcomms dispatch --loop
     """
     from schoolcomms.ops.db import open_ops
     from schoolcomms.settings import SettingsError
