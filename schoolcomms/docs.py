@@ -207,11 +207,44 @@ def cli_md() -> str:
     return "\n".join(out)
 
 
+def templates_md() -> str:
+    from senders.templates import FILTERS, MERGE_FIELDS, MERGE_GROUPS
+
+    out = [
+        GENERATED,
+        "",
+        "# Message templates: merge fields",
+        "",
+        "Templates in the message bank (and free text in Compose) are Jinja templates "
+        "run in a sandbox. Write `{{ contact.name }}` for a merge field. An unknown "
+        "field, a syntax error or an unsafe construct is refused when the template is "
+        "saved, never when it is sent. E-mail HTML is escaped automatically and every "
+        "e-mail also gets a plain-text part. In SMS, smart punctuation (’ “ ” … –) is "
+        "made plain before counting, so a pasted apostrophe does not double the cost.",
+        "",
+        "## Merge fields",
+        "",
+    ]
+    for group, help_text in MERGE_GROUPS.items():
+        out += [f"### {group}", "", _cell(help_text), ""]
+        fields = MERGE_FIELDS.get(group) or {}
+        if fields:
+            out += ["| field | meaning |", "|---|---|"]
+            out += [
+                f"| `{{{{ {group}.{name} }}}}` | {_cell(text)} |" for name, text in fields.items()
+            ]
+            out.append("")
+    out += ["## Filters", "", "| filter | meaning |", "|---|---|"]
+    out += [f"| `{name}` | {_cell(text)} |" for name, text in FILTERS.items()]
+    return "\n".join(out) + "\n"
+
+
 def generated() -> dict[Path, str]:
     return {
         DOCS_DIR / "extracts.md": extracts_md(),
         DOCS_DIR / "settings.md": settings_md(),
         DOCS_DIR / "cli.md": cli_md(),
+        DOCS_DIR / "templates.md": templates_md(),
     }
 
 

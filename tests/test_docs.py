@@ -45,3 +45,13 @@ def test_readme_shows_both_commands_first():
     readme = (docs.DOCS_DIR.parent / "README.md").read_text(encoding="utf-8")
     head = readme[:1500]
     assert "make run" in head and "make test" in head
+
+
+def test_every_merge_field_is_documented():
+    from senders.templates import MERGE_FIELDS
+
+    text = (docs.DOCS_DIR / "templates.md").read_text(encoding="utf-8")
+    for group, fields in MERGE_FIELDS.items():
+        assert f"### {group}\n" in text, f"merge group {group} undocumented"
+        for name in fields or {}:
+            assert f"{{{{ {group}.{name} }}}}" in text, f"{group}.{name} undocumented"
