@@ -8,7 +8,9 @@ Exceptions (what the dispatcher does with each)::
 
     ProviderError             base class; never raised itself
     ├── Rejected              this message can never be sent (invalid number, opted out,
-    │                         recipient refused): mark it failed with the reason
+    │   │                     recipient refused): mark it failed with the reason
+    │   └── OptedOut          the recipient opted out at the provider (e.g. replied STOP):
+    │                         also record an opt-out, so nothing more is sent there
     ├── Transient             try again later (timeout, 5xx, connection dropped)
     │   └── RateLimited       try again after ``retry_after`` seconds (429)
     └── AccountProblem        the account cannot send anything (authentication failed,
@@ -72,6 +74,10 @@ class ProviderError(Exception):
 
 class Rejected(ProviderError):
     """This message can never be sent as it is; mark it failed with the reason."""
+
+
+class OptedOut(Rejected):
+    """The recipient has opted out at the provider; the address is recorded as opted out."""
 
 
 class Transient(ProviderError):

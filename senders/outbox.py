@@ -47,6 +47,7 @@ from schoolcomms.settings import REGISTRY
 from senders.base import (
     AccountProblem,
     Channel,
+    OptedOut,
     OutgoingMessage,
     ProviderError,
     RateLimited,
@@ -438,6 +439,27 @@ def record_sent(
         return True
 
 
+def _record_provider_opt_out(
+    s: Session, m: Message, reason: str, worker: str, now: datetime
+) -> None:
+    """The provider says the recipient opted out: remember it, so it is excluded next time."""
+    address = normalise_address(m.channel, m.to_address)
+    known = s.scalar(
+        select(OptOut.id).where(OptOut.channel == m.channel, OptOut.address == address)
+    )
+    if known is None:
+        s.add(
+            OptOut(
+                channel=m.channel,
+                address=address,
+                reason=reason,
+                source="provider",
+                created_at=now,
+                created_by=worker,
+            )
+        )
+
+
 def backoff_seconds(attempts: int, base: float, rng: random.Random | None = None) -> float:
     """Delay before the next try: ``min(3600, base × 2^(attempts-1)) × uniform(0.5, 1.5)``."""
     delay = min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempts - 1))
@@ -475,6 +497,8 @@ def record_failure(
             m.next_attempt_at = now + timedelta(seconds=retry_base_seconds)
         elif isinstance(error, Rejected):
             m.status = "failed"
+            if isinstance(error, OptedOut):
+                _record_provider_opt_out(s, m, str(error), worker, now)
         elif isinstance(error, RateLimited) and error.retry_after is not None:
             m.attempts, counts = max(0, m.attempts - 1), False
             m.next_attempt_at = now + timedelta(seconds=max(0.0, error.retry_after))

@@ -14,7 +14,7 @@ from schoolcomms.settings import Settings
 from senders.delivery import poll_delivery
 from senders.dispatcher import Dispatcher
 from senders.messengers import build_messengers
-from senders.outbox import NewMessage, create_batch, message_log
+from senders.outbox import NewMessage, create_batch, is_opted_out, message_log
 
 OK, OPTED_OUT, BUSY = "+447400100001", "+447400100002", "+447400100003"
 
@@ -58,6 +58,8 @@ def test_dispatch_then_poll_through_text_anywhere(tmp_path, textanywhere_server)
     assert log.loc[OK, "status"] == "sent"
     assert log.loc[OPTED_OUT, "status"] == "failed" and "opt" in log.loc[OPTED_OUT, "error"]
     assert log.loc[BUSY, "status"] == "queued"
+    # The provider's opt-out is remembered: the next plan lists the parent as opted out.
+    assert is_opted_out(engine, "sms", OPTED_OUT) and not is_opted_out(engine, "sms", OK)
     # The stand-in saw each message exactly once, with our message id as Client_Ref.
     refs = [r.form["Client_Ref"] for r in server.sends()]
     assert sorted(refs) == sorted(str(i) for i in log["id"])

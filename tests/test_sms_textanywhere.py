@@ -24,6 +24,7 @@ from senders.base import (
     AccountProblem,
     BalanceSource,
     Messenger,
+    OptedOut,
     OutgoingMessage,
     RateLimited,
     Rejected,
@@ -157,6 +158,7 @@ def test_account_states_pause_sending(ta, textanywhere_server, setup, code, word
     with pytest.raises(AccountProblem) as err:
         ta.send(sms())
     assert err.value.provider_status == code and words in str(err.value)
+    assert isinstance(err.value, OptedOut) == (code == "51")
 
 
 def test_credit_runs_out_after_the_last_message(ta, textanywhere_server) -> None:

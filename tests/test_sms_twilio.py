@@ -21,6 +21,7 @@ from schoolcomms.settings import Settings
 from senders.base import (
     AccountProblem,
     Messenger,
+    OptedOut,
     OutgoingMessage,
     RateLimited,
     Rejected,
@@ -167,6 +168,8 @@ def test_refused_numbers_are_rejected_with_twilios_message(
     assert err.value.provider_status == str(code)
     message = str(err.value)
     assert ours in message and twilios in message and f"Twilio error {code}" in message
+    # Only STOP is an opt-out, which the outbox remembers.
+    assert isinstance(err.value, OptedOut) == (code == 21610)
 
 
 def test_malformed_to_is_rejected_before_any_request(tw, twilio_server) -> None:

@@ -22,6 +22,7 @@ from schoolcomms.settings import Settings
 from senders.base import (
     AccountProblem,
     Channel,
+    OptedOut,
     OutgoingMessage,
     Rejected,
     SendResult,
@@ -57,6 +58,7 @@ class Code(NamedTuple):
 # number-specific SMSStatusEx code (4, 46, 50, 51) comes back from SendSMSEx we assume it
 # means the same and reject the message. Unknown codes are Transient on send and leave
 # the message "sent" on poll.
+OPTED_OUT_CODE = "51"
 CODES: dict[str, Code] = {
     "1": Code("SMS sent", "sent", None),
     "2": Code("authentication failed (account not found)", "account", "account"),
@@ -75,7 +77,7 @@ CODES: dict[str, Code] = {
     "48": Code("delivered to network, no report (likely expired)", None, "sent"),
     "49": Code("queued", None, "sent"),
     "50": Code("number could not be formatted", "rejected", "failed"),
-    "51": Code("number in opt-out list", "rejected", "failed"),
+    OPTED_OUT_CODE: Code("number in opt-out list", "rejected", "failed"),
     "52": Code("expired", None, "failed"),
     "53": Code("not delivered (unknown reason)", None, "failed"),
     "54": Code("status unknown", None, "sent"),
@@ -167,7 +169,7 @@ class TextAnywhereSms:
         if outcome == "sent":
             return SendResult(self.name, provider_ref=client_ref, provider_status=code)
         if outcome == "rejected":
-            raise Rejected(what, code)
+            raise (OptedOut if code == OPTED_OUT_CODE else Rejected)(what, code)
         if outcome == "account":
             raise AccountProblem(f"{what}; sending is paused until the account is fixed", code)
         raise Transient(f"{what}; will retry", code)

@@ -21,6 +21,7 @@ from schoolcomms.settings import Settings
 from senders.base import (
     AccountProblem,
     Channel,
+    OptedOut,
     OutgoingMessage,
     Rejected,
     SendResult,
@@ -42,6 +43,7 @@ PROVIDER = "Twilio"
 API_VERSION = "2010-04-01"
 
 # 4xx error codes that mean "this message, to this number, can never go".
+UNSUBSCRIBED = 21610  # the recipient replied STOP
 REJECTED_CODES: dict[int, str] = {
     21211: "invalid 'To' phone number",
     21408: "sending to this region is not enabled",
@@ -218,7 +220,8 @@ class TwilioSms:
                 status,
             )
         if code in REJECTED_CODES:
-            raise Rejected(f"Twilio: {REJECTED_CODES[code]}: {detail}", status)
+            kind = OptedOut if code == UNSUBSCRIBED else Rejected
+            raise kind(f"Twilio: {REJECTED_CODES[code]}: {detail}", status)
         classify_http(response, provider=PROVIDER, detail=detail, provider_status=status)
         if response.status_code == 404:
             raise AccountProblem(f"Twilio: not found: {detail}; check twilio_url", status)
