@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from schoolcomms.ops.db import session_scope
 from schoolcomms.ops.models import CHANNELS, AuditEntry, Batch, Message, OptOut
 from schoolcomms.ops.models import utcnow as _utcnow
-from schoolcomms.settings import REGISTRY
+from schoolcomms.settings import REGISTRY, SettingsError
 from senders.base import (
     AccountProblem,
     Channel,
@@ -126,7 +126,11 @@ def _opted_out(s: Session, channel: str, addresses: Iterable[str]) -> set[str]:
 def _insert_stmt(s: Session, table: Any, conflict: list[str]) -> Any:
     dialect = s.get_bind().dialect.name
     if dialect not in ("sqlite", "postgresql"):
-        raise NotImplementedError(f"The outbox supports SQLite and PostgreSQL, not {dialect}.")
+        raise SettingsError(
+            f"The ops store is a {dialect} database; the outbox works on SQLite and "
+            "PostgreSQL. Set ops_url to a sqlite:/// or postgresql+psycopg:// URL "
+            "(see docs/settings.md)."
+        )
     module = sqlite if dialect == "sqlite" else postgresql
     return module.insert(table).on_conflict_do_nothing(index_elements=conflict)
 
