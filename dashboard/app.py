@@ -15,6 +15,12 @@ from dashboard.common import (
     get_settings,
     get_warehouse,
 )
+from dashboard.messaging import (
+    COMPOSE_PAGE,
+    MESSAGE_BANK_PAGE,
+    MESSAGE_HISTORY_PAGE,
+    RECORD_CONTACT_PAGE,
+)
 
 
 def main() -> None:
@@ -23,17 +29,28 @@ def main() -> None:
     school = str(settings["school_name"])
     st.set_page_config(page_title=school, page_icon=":material/school:", layout="wide")
     has_data = current_generation(get_warehouse()) is not None
-    pages = [
-        st.Page(
-            CONTACT_DETAILS_PAGE,
-            title="Contact details",
-            icon=":material/contacts:",
-            default=has_data,
-        ),
-        st.Page(
-            DATA_LOADS_PAGE, title="Data loads", icon=":material/upload_file:", default=not has_data
-        ),
-    ]
+    pages = {
+        "Messaging": [
+            st.Page(COMPOSE_PAGE, title="Compose", icon=":material/edit_square:"),
+            st.Page(MESSAGE_HISTORY_PAGE, title="Message history", icon=":material/history:"),
+            st.Page(MESSAGE_BANK_PAGE, title="Message bank", icon=":material/library_books:"),
+            st.Page(RECORD_CONTACT_PAGE, title="Record a contact", icon=":material/call:"),
+        ],
+        "Data": [
+            st.Page(
+                CONTACT_DETAILS_PAGE,
+                title="Contact details",
+                icon=":material/contacts:",
+                default=has_data,
+            ),
+            st.Page(
+                DATA_LOADS_PAGE,
+                title="Data loads",
+                icon=":material/upload_file:",
+                default=not has_data,
+            ),
+        ],
+    }
     navigation = st.navigation(pages)
     st.sidebar.markdown(f"**{school}**")
     navigation.run()
