@@ -67,5 +67,6 @@ def pupil_picker(warehouse: Warehouse) -> pd.DataFrame:
     return warehouse.query(
         "SELECT student_id, coalesce(preferred_forename, forename) || ' ' || surname AS name, "
         "form, year_group FROM students WHERE status LIKE 'C%' "
-        "ORDER BY year_group, form, surname, forename"
+        "ORDER BY try_cast(year_group AS INTEGER) NULLS LAST, year_group, form, surname, "
+        "forename"
     )

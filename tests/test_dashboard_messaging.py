@@ -584,3 +584,28 @@ def test_message_reports(loaded: Settings) -> None:
     assert message_reports.batch_of_keys(engine, ["nope"]) is None
     with pytest.raises(ValueError, match="timezone-aware"):
         message_reports.batch_list(engine, since=dt.datetime(2026, 1, 1))
+
+
+def test_history_offers_a_letter_batch_pdf_for_printing(school: Settings, tmp_path: Path) -> None:
+    from conftest import minimal_school, write_extracts
+
+    from pipelines.load import load_paths
+
+    contacts = minimal_school()["contacts"]
+    contacts[0].update(address_line1="1 High Street", town="Leeds", postcode="LS1 1AA")
+    write_extracts(tmp_path / "update", {"contacts": contacts})
+    assert load_paths([tmp_path / "update"], school).ok
+    engine = open_ops(school)
+    composition = Composition(
+        channel="letter",
+        student_ids=["S1"],
+        created_by="test",
+        body="{{ student.forename }} has done well this term.",
+    )
+    plan = plan_send(school, Warehouse.from_settings(school), engine, composition)
+    batch_id = enqueue_plan(engine, school, plan)
+    at = run(HISTORY)
+    at.selectbox(key="history_manage_batch").select(batch_id).run()
+    assert not at.exception
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert f"Download the letters of batch {batch_id} (PDF, ready to print)" in labels

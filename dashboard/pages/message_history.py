@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import altair as alt
@@ -249,6 +250,17 @@ def batches_section(engine: Any, actor: str, batches: pd.DataFrame) -> None:
         return
     row = rows[batch_id]
     state = row["state"]
+    document = row.get("document_path")
+    letters = Path(document) if isinstance(document, str) and document else None
+    if letters is not None and letters.is_file():
+        st.download_button(
+            f"Download the letters of batch {batch_id} (PDF, ready to print)",
+            data=letters.read_bytes(),
+            file_name=letters.name,
+            mime="application/pdf",
+            key=f"history_letters_{batch_id}",
+            icon=":material/print:",
+        )
     pause_col, resume_col, retry_col, cancel_col = st.columns(4)
     if pause_col.button(
         "Pause", key="history_pause", disabled=state != "running", icon=":material/pause:"
