@@ -229,7 +229,8 @@ def query(ctx: click.Context, sql: str, as_json: bool) -> None:
 def sample(
     ctx: click.Context, size: str, date_text: str, seed: int, out: Path | None, and_load: bool
 ) -> None:
-    """Write deterministic synthetic extracts (and optionally load them).
+    """Write deterministic synthetic extracts (and optionally load them, with a starter
+    message bank).
 
     \b
     Example:
@@ -247,6 +248,12 @@ def sample(
     click.echo(f"Wrote {len(files)} extracts for a {size} to {out}.")
     if and_load:
         ctx.invoke(load, paths=(out,), dry_run=False, profile=None, from_sql=False, as_json=False)
+        from schoolcomms.ops.db import open_ops
+        from senders.bank import seed_default_templates
+
+        added = seed_default_templates(open_ops(settings))
+        if added:
+            click.echo(f"Added {len(added)} example templates to the message bank.")
     (out / "DATE").write_text(day.isoformat())
 
 
