@@ -256,3 +256,55 @@ def messages(
 
 
 __all__ = ["REFUSED", "dispatch", "messages", "send"]
+
+
+@main.command("absence-texts")
+@click.option(
+    "--at",
+    "at_text",
+    default=None,
+    help='The run time, "YYYY-MM-DD HH:MM" UK local time (default: now).',
+)
+@click.option("--dry-run", is_flag=True, help="Plan and print; queue nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of texts.")
+@click.pass_context
+def absence_texts(ctx: click.Context, at_text: str | None, dry_run: bool, as_json: bool) -> None:
+    """Text parents about lesson absences due at a time (the rule in docs/messaging.md).
+
+    Plans, as of --at, each eligible student's first O lesson today; without --dry-run it
+    queues one text per linked portal account and writes a pastoral log entry for each,
+    at most once per student per day. A dry run right after a real run prints [].
+
+    \b
+    Example:
+      schoolcomms absence-texts --at "2026-11-20 10:20" --dry-run --json
+    """
+    import datetime as dt
+
+    from schoolcomms.ops.db import open_ops
+    from schoolcomms.settings import SettingsError
+    from schoolcomms.warehouse import Warehouse, WarehouseError
+    from senders.absence import local_now, plan_at, send
+
+    try:
+        at = dt.datetime.strptime(at_text, "%Y-%m-%d %H:%M") if at_text else local_now()
+    except ValueError as exc:
+        raise Refused(f'--at {at_text!r} is not "YYYY-MM-DD HH:MM".') from exc
+    settings = _settings(ctx)
+    engine = open_ops(settings)
+    try:
+        texts = plan_at(settings, Warehouse.from_settings(settings), engine, at)
+    except (WarehouseError, SettingsError) as exc:
+        raise Refused(str(exc)) from exc
+    if not dry_run:
+        texts = send(engine, settings, texts, at.date())
+    if as_json:
+        click.echo(json.dumps([t.as_json() for t in texts], indent=1))
+        return
+    verb = "would be queued" if dry_run else "queued"
+    click.echo(f"{len(texts)} absence text(s) {verb} as of {at:%Y-%m-%d %H:%M}.")
+    for text in texts:
+        click.echo(
+            f"  {text.student_id} ({text.lesson_start}, {text.lesson_id}) to account "
+            f"{text.account_id} {text.mobile[:-3]}***"
+        )

@@ -366,6 +366,53 @@ REGISTRY: dict[str, Setting] = {
             section="dispatch",
         ),
         Setting(
+            "absence_text_delay_minutes",
+            "int",
+            20,
+            "Minutes after the end of a lesson before parents are texted about an absence "
+            "from it (end + this exactly is due).",
+            section="absence texts",
+        ),
+        Setting(
+            "absence_text_latest",
+            "str",
+            "18:00",
+            "Latest local time (HH:MM) at which absence texts are sent; a run at exactly "
+            "this time may still send.",
+            section="absence texts",
+        ),
+        Setting(
+            "absence_text_status_pattern",
+            "str",
+            "C__",
+            "Enrolment status a student must have for absence texts, as SQL LIKE "
+            "(default C and two more characters: current students).",
+            section="absence texts",
+        ),
+        Setting(
+            "absence_text_cohort",
+            "str",
+            "16-19",
+            "Cohort a student must be in for absence texts (the students.cohort value).",
+            section="absence texts",
+        ),
+        Setting(
+            "absence_text_template",
+            "str",
+            "Student {student_id} did not attend their lesson today at {lesson_start}. "
+            "If this is a genuine absence, please notify us here: {link}",
+            "The absence text. Fields: {student_id}, {lesson_start} (HH:MM), {link} (the "
+            "setting absence_text_link), {forename}, {surname}.",
+            section="absence texts",
+        ),
+        Setting(
+            "absence_text_link",
+            "str",
+            "https://www.example.org/report-absence",
+            "The web address in the absence text where parents report a genuine absence.",
+            section="absence texts",
+        ),
+        Setting(
             "school_address",
             "str",
             "",

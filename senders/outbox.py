@@ -123,7 +123,8 @@ def _opted_out(s: Session, channel: str, addresses: Iterable[str]) -> set[str]:
     return found
 
 
-def _insert_stmt(s: Session, table: Any, conflict: list[str]) -> Any:
+def insert_ignoring_conflicts(s: Session, table: Any, conflict: list[str]) -> Any:
+    """An INSERT that silently skips rows conflicting on ``conflict`` (SQLite, PostgreSQL)."""
     dialect = s.get_bind().dialect.name
     if dialect not in ("sqlite", "postgresql"):
         raise SettingsError(
@@ -224,7 +225,9 @@ def create_batch(
         s.flush()
         rows, opted_out = _prepare(s, messages, actor, batch.id, now)
         if rows:
-            s.connection().execute(_insert_stmt(s, Message.__table__, ["idempotency_key"]), rows)
+            s.connection().execute(
+                insert_ignoring_conflicts(s, Message.__table__, ["idempotency_key"]), rows
+            )
         new = s.scalar(select(func.count()).where(Message.batch_id == batch.id)) or 0
         batch.total, batch.excluded = new, excluded + opted_out
         duplicates = len(messages) - opted_out - new
@@ -258,30 +261,45 @@ def enqueue(
     the log and, if anything was queued, the ``send.queue`` audit row). The messages are
     due at ``now`` (default: the current time).
     """
+    with session_scope(engine) as s:
+        return enqueue_in(s, messages, created_by, batch_id, now=now)
+
+
+def enqueue_in(
+    s: Session,
+    messages: Sequence[NewMessage],
+    created_by: str,
+    batch_id: int | None = None,
+    *,
+    now: datetime | None = None,
+) -> list[int]:
+    """:func:`enqueue` inside the caller's transaction, so the messages commit (or roll
+    back) together with whatever else the caller writes, e.g. a once-a-day marker."""
     actor = _actor(created_by)
     now = _now(now)
-    with session_scope(engine) as s:
-        rows, opted_out = _prepare(s, messages, actor, batch_id, now)
-        stmt = _insert_stmt(s, Message.__table__, ["idempotency_key"]).returning(Message.id)
-        ids = [i for row in rows if (i := s.connection().execute(stmt, row).scalar()) is not None]
-        if ids and batch_id is not None:
-            batch = _batch(s, batch_id)
-            if batch is not None:
-                batch.total += len(ids)
-                batch.excluded += opted_out
-                if batch.state == "done":
-                    batch.state, batch.finished_at = "running", None
-        details = {
-            "ids": ids[:100],
-            "new": len(ids),
-            "opted_out": opted_out,
-            "duplicates": len(messages) - opted_out - len(ids),
-            "batch_id": batch_id,
-        }
-        if ids:
-            _audit(s, actor, "send.queue", f"batch:{batch_id}" if batch_id else "messages", details)
-        log.info("queued %d message(s)", len(ids), extra=details)
-        return ids
+    rows, opted_out = _prepare(s, messages, actor, batch_id, now)
+    stmt = insert_ignoring_conflicts(s, Message.__table__, ["idempotency_key"]).returning(
+        Message.id
+    )
+    ids = [i for row in rows if (i := s.connection().execute(stmt, row).scalar()) is not None]
+    if ids and batch_id is not None:
+        batch = _batch(s, batch_id)
+        if batch is not None:
+            batch.total += len(ids)
+            batch.excluded += opted_out
+            if batch.state == "done":
+                batch.state, batch.finished_at = "running", None
+    details = {
+        "ids": ids[:100],
+        "new": len(ids),
+        "opted_out": opted_out,
+        "duplicates": len(messages) - opted_out - len(ids),
+        "batch_id": batch_id,
+    }
+    if ids:
+        _audit(s, actor, "send.queue", f"batch:{batch_id}" if batch_id else "messages", details)
+    log.info("queued %d message(s)", len(ids), extra=details)
+    return ids
 
 
 def add_opt_out(
@@ -305,7 +323,9 @@ def add_opt_out(
             "created_at": now,
             "created_by": actor,
         }
-        stmt = _insert_stmt(s, OptOut.__table__, ["channel", "address"]).returning(OptOut.id)
+        stmt = insert_ignoring_conflicts(s, OptOut.__table__, ["channel", "address"]).returning(
+            OptOut.id
+        )
         if s.connection().execute(stmt, row).scalar() is None:
             return False
         to: Any = Message.to_address  # compared as normalise_address() would write it
@@ -601,6 +621,8 @@ __all__ = [
     "claim",
     "create_batch",
     "enqueue",
+    "enqueue_in",
+    "insert_ignoring_conflicts",
     "halted",
     "is_opted_out",
     "message_log",

@@ -44,8 +44,16 @@ from schoolcomms.settings import MASK, Settings
 
 T0 = datetime(2025, 11, 3, 7, 30, 0, tzinfo=UTC)
 
-HEAD = "0002"
-MESSAGING_TABLES = {"batches", "messages", "templates", "pastoral_log", "contact_log", "opt_outs"}
+HEAD = "0003"
+MESSAGING_TABLES = {
+    "batches",
+    "messages",
+    "templates",
+    "pastoral_log",
+    "contact_log",
+    "opt_outs",
+    "absence_notices",
+}
 
 
 @pytest.fixture(autouse=True)

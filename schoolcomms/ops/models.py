@@ -17,12 +17,13 @@ Conventions:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -324,3 +325,23 @@ class OptOut(Base):
     created_by: Mapped[str] = mapped_column(String(255))
 
     __table_args__ = (UniqueConstraint("channel", "address"),)
+
+
+class AbsenceNotice(Base):
+    """One absence notification per student per day.
+
+    The unique (day, student_id) row is written in the same transaction as the texts,
+    so re-runs, restarts and concurrent schedulers can never notify a student twice.
+    """
+
+    __tablename__ = "absence_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    student_id: Mapped[str] = mapped_column(String(64))
+    lesson_id: Mapped[str] = mapped_column(String(64))
+    texts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (UniqueConstraint("day", "student_id"),)
