@@ -316,13 +316,14 @@ def dashboard(ctx: click.Context, port: int) -> None:
 @click.option("--port", default=8501, show_default=True)
 @click.pass_context
 def run(ctx: click.Context, port: int) -> None:
-    """Start everything `make run` starts: the dashboard and a dispatcher loop that sends
-    what is queued in the outbox (until the scheduler process takes this over).
+    """Start everything `make run` starts: the dashboard and the scheduler process
+    (dispatch, delivery polling, absence texts, the drop folder).
 
     \b
     Example:
       schoolcomms run --port 8501
     """
+    import contextlib
     import subprocess
 
     settings = _settings(ctx)
@@ -332,25 +333,37 @@ def run(ctx: click.Context, port: int) -> None:
         f"Dashboard on http://localhost:{port} (data in {settings.data_dir}). "
         "Ctrl-C stops everything."
     )
-    dispatcher = subprocess.Popen([*base, "dispatch", "--loop"], env=env)
+    scheduler = subprocess.Popen([*base, "scheduler"], env=env)
     dashboard_process = subprocess.Popen(_streamlit_argv(settings, port), env=env)
+    processes = (dashboard_process, scheduler)
+    told = False
     try:
-        dashboard_process.wait()
+        while dashboard_process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                dashboard_process.wait(timeout=1)
+            if not told and scheduler.poll() is not None:
+                told = True  # the dashboard stays up; its scheduler page shows jobs overdue
+                click.echo(
+                    f"The scheduler stopped (exit {scheduler.returncode}); see its messages "
+                    "above. Start it again with `schoolcomms scheduler`.",
+                    err=True,
+                )
     except KeyboardInterrupt:
         pass
     finally:
-        for process in (dashboard_process, dispatcher):
+        for process in processes:
             if process.poll() is None:
                 process.terminate()
-        for process in (dashboard_process, dispatcher):
+        for process in processes:
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
 
 
-# The messaging commands register themselves on `main`.
-from schoolcomms import cli_messaging  # noqa: E402, F401
+# The messaging and scheduler commands register themselves on `main`.
+from schoolcomms import cli_messaging  # noqa: E402, F401, I001
+from schoolcomms import cli_scheduler  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

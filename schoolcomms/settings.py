@@ -413,6 +413,80 @@ REGISTRY: dict[str, Setting] = {
             section="absence texts",
         ),
         Setting(
+            "schedule_dispatch_seconds",
+            "int",
+            15,
+            "How often, in seconds, the scheduler sends what is due in the outbox (the "
+            "dispatch job).",
+            section="scheduler",
+        ),
+        Setting(
+            "schedule_delivery_minutes",
+            "int",
+            5,
+            "How often, in minutes, the scheduler asks the SMS provider what became of sent "
+            "messages (the delivery job).",
+            section="scheduler",
+        ),
+        Setting(
+            "schedule_absence_texts_minutes",
+            "int",
+            2,
+            "How often, in minutes, the scheduler plans and queues absence texts during the "
+            "school day (the absence_texts job).",
+            section="scheduler",
+        ),
+        Setting(
+            "schedule_drop_folder_minutes",
+            "int",
+            5,
+            "How often, in minutes, the scheduler loads extract files dropped into the drop "
+            "folder (the load_drop_folder job).",
+            section="scheduler",
+        ),
+        Setting(
+            "school_day_start",
+            "str",
+            "08:00",
+            "Local time (HH:MM) the school day starts: the absence_texts job runs from then "
+            "until school_day_end.",
+            section="scheduler",
+        ),
+        Setting(
+            "school_day_end",
+            "str",
+            "",
+            "Local time (HH:MM) the school day ends for the scheduler's absence_texts job. "
+            "Blank: the same as absence_text_latest.",
+            section="scheduler",
+        ),
+        Setting(
+            "drop_folder",
+            "str",
+            "",
+            "Folder the scheduler watches for extract files (.csv, .xlsx, CTF .xml). Blank: "
+            "<data dir>/drop. Loaded files move to done/<time>/, refused ones to "
+            "refused/<time>/ with load-report.txt. Write files under a .part name and "
+            "rename them when complete.",
+            section="scheduler",
+        ),
+        Setting(
+            "freshness_minutes",
+            "int",
+            30,
+            "Absence texts pause while the newest mark recorded today is older than this many "
+            "minutes during the school day: parents are never texted from stale registers.",
+            section="scheduler",
+        ),
+        Setting(
+            "job_runs_keep_days",
+            "int",
+            30,
+            "Days of scheduler job history (job_runs) to keep; the scheduler deletes older "
+            "runs when it starts and every day after.",
+            section="scheduler",
+        ),
+        Setting(
             "school_address",
             "str",
             "",

@@ -44,7 +44,7 @@ from schoolcomms.settings import MASK, Settings
 
 T0 = datetime(2025, 11, 3, 7, 30, 0, tzinfo=UTC)
 
-HEAD = "0003"
+HEAD = "0004"
 MESSAGING_TABLES = {
     "batches",
     "messages",
@@ -54,6 +54,7 @@ MESSAGING_TABLES = {
     "opt_outs",
     "absence_notices",
 }
+SCHEDULER_TABLES = {"job_runs"}
 
 
 @pytest.fixture(autouse=True)
@@ -146,7 +147,14 @@ def test_fresh_sqlite_file_is_upgraded_to_head_in_wal_mode(settings: Settings) -
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
-    assert tables == {"alembic_version", "load_runs", "load_files", "audit_log", *MESSAGING_TABLES}
+    assert tables == {
+        "alembic_version",
+        "load_runs",
+        "load_files",
+        "audit_log",
+        *MESSAGING_TABLES,
+        *SCHEDULER_TABLES,
+    }
     assert head_revision() == HEAD
     assert current_revision(engine) == HEAD
 
@@ -172,6 +180,7 @@ def test_indexes_and_constraint_names_follow_the_convention(
         "ix_messages_student_id",
         "ix_pastoral_log_at",
         "ix_pastoral_log_student_id",
+        "ix_job_runs_started_at",
     }
     sql = {name: text for _, name, text in schema}
     assert "CONSTRAINT pk_load_runs PRIMARY KEY" in sql["load_runs"]

@@ -345,3 +345,43 @@ class AbsenceNotice(Base):
     created_by: Mapped[str] = mapped_column(String(255))
 
     __table_args__ = (UniqueConstraint("day", "student_id"),)
+
+
+# ---- scheduler -----------------------------------------------------------------------
+
+# "running" while a run is under way; a run the scheduler never finished (it was killed)
+# is marked "error" when the next scheduler starts.
+JOB_OUTCOMES: tuple[str, ...] = ("running", "ok", "error", "skipped")
+
+
+class JobRun(Base):
+    """One run of one scheduler job for one slot (the scheduled time it ran for).
+
+    The row is written as ``running`` when the run starts and completed when it ends.
+    The unique (job, slot) pair means a slot is run at most once, even by two schedulers
+    sharing one ops store; the newest slot of a job is where catch-up starts after
+    downtime.
+    """
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    slot: Mapped[datetime]
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    finished_at: Mapped[datetime | None]
+    # One of JOB_OUTCOMES.
+    outcome: Mapped[str] = mapped_column(String(12), default="running")
+    # What the run did, e.g. {"sent": 3} or {"queued": 2, "students": 1}.
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The exception (type, message and traceback) of a run that failed.
+    error: Mapped[str | None] = mapped_column(Text)
+    # Why a run was skipped, or a one-line summary of what it did.
+    detail: Mapped[str] = mapped_column(Text, default="")
+    # host:pid of the scheduler that ran it.
+    worker: Mapped[str] = mapped_column(String(128), default="")
+
+    __table_args__ = (UniqueConstraint("job", "slot"),)
+
+    def __repr__(self) -> str:
+        return f"<JobRun {self.id} {self.job} slot {self.slot} {self.outcome}>"

@@ -1,0 +1,257 @@
+"""The scheduler's jobs: thin calls into pipelines/, reports/ and senders/.
+
+Each job takes a :class:`JobContext` and returns a :class:`JobResult` (or raises: the
+loop records the exception and carries on). :func:`build_jobs` turns the settings into
+the job table, each with its schedule and its catch-up cut-off:
+
+=================  ===================================  ===============================
+job                schedule (setting)                   catch-up after downtime
+=================  ===================================  ===============================
+load_drop_folder   every 5 min (schedule_drop_          always, at once: files wait in
+                   folder_minutes)                      the folder until loaded
+absence_texts      every 2 min from school_day_start    only within the school day (one
+                   to school_day_end (schedule_         slot's lateness): one run plans
+                   absence_texts_minutes)               every text due so far today; a
+                                                        day missed is never made up
+dispatch           every 15 s (schedule_dispatch_       always, at once: the outbox
+                   seconds)                             keeps every message until sent
+delivery           every 5 min (schedule_delivery_      always, at once: one poll asks
+                   minutes)                             about the last 72 hours
+=================  ===================================  ===============================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from scheduler.slots import UK, Window
+from schoolcomms.settings import Settings, SettingsError
+
+OUTCOMES = ("ok", "error", "skipped")
+
+
+@dataclass
+class JobResult:
+    """What a run did: its outcome, counts (JSON) and a one-line detail or skip reason."""
+
+    outcome: str = "ok"
+    counts: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"A job's outcome is one of {OUTCOMES}, not {self.outcome!r}")
+
+
+@dataclass
+class JobContext:
+    """What a job needs: settings, the ops store, the clock and the stop request.
+
+    ``now`` gives aware UTC time (injectable for tests): it decides the absence rule's
+    "now". Times shared with other processes stay on the real clock: the outbox's
+    leases and retries, and the drop folder's file modification times. Each job runs in
+    at most one thread at a time, so a job may keep objects in ``cache`` under its name.
+    """
+
+    settings: Settings
+    engine: Engine
+    now: Callable[[], dt.datetime]
+    stop: threading.Event
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def local_now(self) -> dt.datetime:
+        """The clock's time in naive UK local time, to the minute (as senders.absence.local_now)."""
+        return self.now().astimezone(UK).replace(tzinfo=None, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job: its name, interval, window, catch-up cut-off and what it runs.
+
+    ``catch_up`` is how late a slot may still run: a slot found more than that late (the
+    scheduler was down, or the machine asleep) is recorded as skipped instead. None
+    means a missed slot is always made up (once, at once).
+    """
+
+    name: str
+    every: dt.timedelta
+    run: Callable[[JobContext], JobResult]
+    catch_up: dt.timedelta | None = None
+    window: Window | None = None
+    catch_up_rule: str = ""
+
+    def describe(self) -> str:
+        """The schedule in words, e.g. "every 2 min, 08:00–18:00"."""
+        seconds = int(self.every.total_seconds())
+        text = f"every {seconds // 60} min" if seconds % 60 == 0 else f"every {seconds} s"
+        return f"{text}, {self.window}" if self.window else text
+
+
+# ---- the jobs ------------------------------------------------------------------------
+
+
+def dispatch_job(ctx: JobContext) -> JobResult:
+    """Send what is due in the outbox (:meth:`senders.dispatcher.Dispatcher.run_once`).
+
+    A stop request ends the run after the message being sent; the rest go back to the
+    outbox for the next dispatcher.
+    """
+    from senders.dispatcher import Dispatcher
+    from senders.messengers import build_messengers
+
+    dispatcher = ctx.cache.get("dispatcher")
+    if dispatcher is None:
+        dispatcher = Dispatcher(ctx.engine, build_messengers(ctx.settings), ctx.settings)
+        ctx.cache["dispatcher"] = dispatcher
+    stats = dispatcher.run_once(stop_event=ctx.stop)
+    counts = {k: v for k, v in vars(stats).items() if k != "seconds"}
+    return JobResult(counts=counts, detail=str(stats) if stats.claimed else "")
+
+
+def delivery_job(ctx: JobContext) -> JobResult:
+    """Ask the SMS provider what became of sent messages (``senders.delivery.poll_delivery``)."""
+    from senders.delivery import poll_delivery
+    from senders.messengers import build_messengers
+
+    messengers = ctx.cache.get("messengers")
+    if messengers is None:
+        messengers = ctx.cache["messengers"] = build_messengers(ctx.settings)
+    changed = poll_delivery(ctx.engine, messengers)
+    return JobResult(counts={"changed": changed})
+
+
+def absence_texts_job(ctx: JobContext) -> JobResult:
+    """Queue the absence texts due now, unless the registers are stale.
+
+    The freshness guard comes first: stale registers skip the run, with the reason.
+    Otherwise :func:`senders.absence.plan_at` and :func:`senders.absence.send` run with
+    the current local time, exactly as ``schoolcomms absence-texts`` does.
+    """
+    from scheduler.freshness import check_freshness
+    from schoolcomms.warehouse import Warehouse
+    from senders.absence import plan_at, send
+
+    at = ctx.local_now()
+    warehouse = Warehouse.from_settings(ctx.settings)
+    max_age = dt.timedelta(minutes=int(ctx.settings["freshness_minutes"]))
+    guard = check_freshness(warehouse, at, max_age)
+    if not guard.fresh:
+        return JobResult("skipped", guard.counts(), guard.reason)
+    texts = plan_at(ctx.settings, warehouse, ctx.engine, at)
+    queued = send(ctx.engine, ctx.settings, texts, at.date())
+    students = len({t.student_id for t in queued})
+    counts = {"planned": len(texts), "queued": len(queued), "students": students, **guard.counts()}
+    detail = f"queued {len(queued)} text(s) about {students} student(s)" if queued else ""
+    return JobResult(counts=counts, detail=detail)
+
+
+def load_drop_folder_job(ctx: JobContext) -> JobResult:
+    """Load extract files dropped in the drop folder; move them to done/ or refused/.
+
+    A refused load is an "error" outcome (someone must fix the files), with the summary
+    and where the files and their report went.
+    """
+    from scheduler.dropfolder import load_dropped
+
+    result = load_dropped(ctx.settings, ctx.now().astimezone(UK).replace(tzinfo=None))
+    counts = result.counts()
+    if result.status == "refused":
+        assert result.report is not None
+        return JobResult(
+            "error",
+            counts,
+            f"refused {len(result.files)} file(s); moved to {result.moved_to}",
+            f"{result.report.summary()} The files and load-report.txt are in {result.moved_to}.",
+        )
+    if result.status == "busy":
+        return JobResult(
+            "skipped", counts, "another load is running; the files wait for the next run"
+        )
+    if result.status == "loaded":
+        assert result.report is not None
+        return JobResult(
+            "ok", counts, f"{result.report.summary()} Files moved to {result.moved_to}."
+        )
+    return JobResult(counts=counts)
+
+
+# ---- the job table ---------------------------------------------------------------------
+
+
+def _every(settings: Settings, name: str, unit: str) -> dt.timedelta:
+    value = int(settings[name])
+    if value < 1:
+        raise SettingsError(
+            f"The setting {name} is {value}; the scheduler needs at least 1 {unit}."
+        )
+    return dt.timedelta(**{unit: value})
+
+
+def _clock_time(settings: Settings, name: str, value: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise SettingsError(
+            f"The setting {name} is {value!r}; write a time as HH:MM, e.g. 08:00."
+        ) from exc
+
+
+def school_day(settings: Settings) -> Window:
+    """The school day: school_day_start to school_day_end (blank: absence_text_latest)."""
+    start = _clock_time(settings, "school_day_start", str(settings["school_day_start"]))
+    end_name = (
+        "school_day_end" if str(settings["school_day_end"]).strip() else "absence_text_latest"
+    )
+    end = _clock_time(settings, end_name, str(settings[end_name]))
+    if end <= start:
+        raise SettingsError(
+            f"The school day ends ({end_name} {end:%H:%M}) before it starts (school_day_start "
+            f"{start:%H:%M}); set school_day_end later than school_day_start."
+        )
+    return Window(start, end)
+
+
+def build_jobs(settings: Settings) -> list[JobSpec]:
+    """The scheduler's jobs with their schedules from the settings (see the module table).
+
+    The order is the order ``--once`` runs them in: new extracts first, then the absence
+    texts they make due, then dispatch sends what was queued.
+    """
+    absence_every = _every(settings, "schedule_absence_texts_minutes", "minutes")
+    return [
+        JobSpec(
+            "load_drop_folder",
+            _every(settings, "schedule_drop_folder_minutes", "minutes"),
+            load_drop_folder_job,
+            catch_up_rule="always: a missed run is made up at once (files wait in the folder)",
+        ),
+        JobSpec(
+            "absence_texts",
+            absence_every,
+            absence_texts_job,
+            catch_up=absence_every,
+            window=school_day(settings),
+            catch_up_rule="same school day only: after downtime one run at once plans every "
+            "text due so far today; runs missed on a day that is over are never made up",
+        ),
+        JobSpec(
+            "dispatch",
+            _every(settings, "schedule_dispatch_seconds", "seconds"),
+            dispatch_job,
+            catch_up_rule="always: a missed run is made up at once (the outbox keeps every "
+            "message)",
+        ),
+        JobSpec(
+            "delivery",
+            _every(settings, "schedule_delivery_minutes", "minutes"),
+            delivery_job,
+            catch_up_rule="always: a missed poll is made up at once (it covers 72 hours)",
+        ),
+    ]
