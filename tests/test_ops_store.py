@@ -44,7 +44,7 @@ from schoolcomms.settings import MASK, Settings
 
 T0 = datetime(2025, 11, 3, 7, 30, 0, tzinfo=UTC)
 
-HEAD = "0004"
+HEAD = "0005"
 MESSAGING_TABLES = {
     "batches",
     "messages",
@@ -174,6 +174,7 @@ def test_indexes_and_constraint_names_follow_the_convention(
         "ix_contact_log_happened_at",
         "ix_contact_log_student_id",
         "ix_messages_batch_id",
+        "ix_messages_batch_id_status",
         "ix_messages_created_at",
         "ix_messages_provider_ref",
         "ix_messages_status_next_attempt_at",
