@@ -313,6 +313,7 @@ def sms(data_dir: str, n: str, rate: str) -> dict[str, Any]:
         "sent": stats.sent,
         "stats": str(stats),
         "requests": seen["requests"],
+        "accepted": len(seen["accepted"]),  # answered code 1 (sent)
         "distinct_refs": len(refs),
         "duplicates": sum(c - 1 for c in refs.values() if c > 1),
         "missing": len(ids - set(refs)),
@@ -484,13 +485,13 @@ class _Sampling:
         result = self.inner.send(message)
         self.sent += 1
         if self.sent % self.every == 0:
-            self.samples.append(
-                {
-                    "sent": self.sent,
-                    "seconds": round(time.perf_counter() - self.started, 1),
-                    "rss_mb": round(rss_mb(), 1),
-                }
-            )
+            sample = {
+                "sent": self.sent,
+                "seconds": round(time.perf_counter() - self.started, 1),
+                "rss_mb": round(rss_mb(), 1),
+            }
+            self.samples.append(sample)
+            print(f"memory sample {sample}", file=sys.stderr, flush=True)  # if we are killed
         return result
 
 
