@@ -487,6 +487,78 @@ REGISTRY: dict[str, Setting] = {
             section="scheduler",
         ),
         Setting(
+            "schedule_alerts_minutes",
+            "int",
+            5,
+            "How often, in minutes, the scheduler evaluates the staff alert rules (the alerts "
+            "job); each rule fires once per crossing whatever the interval.",
+            section="scheduler",
+        ),
+        Setting(
+            "schedule_reminders_minutes",
+            "int",
+            5,
+            "How often, in minutes, the scheduler looks for missing registers during the "
+            "school day (the register_reminders job).",
+            section="scheduler",
+        ),
+        Setting(
+            "schedule_reports_minutes",
+            "int",
+            5,
+            "How often, in minutes, the scheduler checks whether a weekly report is due (the "
+            "weekly_reports job); each report's day and time are set in the dashboard.",
+            section="scheduler",
+        ),
+        Setting(
+            "register_reminder_minutes",
+            "int",
+            10,
+            "A lesson that started at least this many minutes ago with no register taken gets "
+            "a reminder (notice and e-mail) to its teacher, once.",
+            section="alerts",
+        ),
+        Setting(
+            "register_escalate_minutes",
+            "int",
+            30,
+            "A register still missing this many minutes after the lesson started is escalated "
+            "to the head of department for the lesson's subject, once.",
+            section="alerts",
+        ),
+        Setting(
+            "alert_emails",
+            "bool",
+            True,
+            "Whether staff alerts and register reminders are also e-mailed to the staff "
+            "member's address from the staff extract (the notice is always shown).",
+            section="alerts",
+        ),
+        Setting(
+            "data_manager_emails",
+            "str",
+            "",
+            "E-mail addresses (comma-separated) of the data managers, who are told about "
+            "refused drop-folder loads and stale registers as well as seeing the notice.",
+            section="alerts",
+        ),
+        Setting(
+            "weekly_report_default_time",
+            "str",
+            "Monday 07:00",
+            "When a new weekly report is sent unless chosen otherwise in the dashboard: a "
+            "weekday and a local time, e.g. 'Monday 07:00'.",
+            section="alerts",
+        ),
+        Setting(
+            "persistent_absence_percent",
+            "float",
+            90.0,
+            "Attendance below this percentage marks a pupil as a persistent absentee in the "
+            "attendance report (the DfE threshold is 90%).",
+            section="alerts",
+        ),
+        Setting(
             "school_address",
             "str",
             "",

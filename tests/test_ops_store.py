@@ -44,7 +44,7 @@ from schoolcomms.settings import MASK, Settings
 
 T0 = datetime(2025, 11, 3, 7, 30, 0, tzinfo=UTC)
 
-HEAD = "0005"
+HEAD = "0006"
 MESSAGING_TABLES = {
     "batches",
     "messages",
@@ -55,6 +55,7 @@ MESSAGING_TABLES = {
     "absence_notices",
 }
 SCHEDULER_TABLES = {"job_runs"}
+ALERT_TABLES = {"notices", "alert_rules", "alert_firings", "staff_groups", "report_schedules"}
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +155,7 @@ def test_fresh_sqlite_file_is_upgraded_to_head_in_wal_mode(settings: Settings) -
         "audit_log",
         *MESSAGING_TABLES,
         *SCHEDULER_TABLES,
+        *ALERT_TABLES,
     }
     assert head_revision() == HEAD
     assert current_revision(engine) == HEAD
@@ -182,6 +184,10 @@ def test_indexes_and_constraint_names_follow_the_convention(
         "ix_pastoral_log_at",
         "ix_pastoral_log_student_id",
         "ix_job_runs_started_at",
+        "ix_notices_staff_id",
+        "ix_notices_audience",
+        "ix_notices_created_at",
+        "ix_alert_firings_rule_id",
     }
     sql = {name: text for _, name, text in schema}
     assert "CONSTRAINT pk_load_runs PRIMARY KEY" in sql["load_runs"]

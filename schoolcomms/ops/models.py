@@ -389,3 +389,133 @@ class JobRun(Base):
 
     def __repr__(self) -> str:
         return f"<JobRun {self.id} {self.job} slot {self.slot} {self.outcome}>"
+
+
+# ---- staff notices, alert rules, weekly reports ----------------------------------------
+
+
+class Notice(Base):
+    """A notice on staff homepages: an alert, a register reminder, a data problem.
+
+    Addressed to one staff member (``staff_id``) or to everyone holding a dashboard role
+    (``audience``, e.g. ``data_manager``). ``key`` names the notice for ever: delivering
+    the same key twice stores (and e-mails) it once, which is how a rule fires once per
+    crossing and a reminder goes once.
+    """
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    staff_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    audience: Mapped[str | None] = mapped_column(String(32), index=True)
+    # What raised it: "alert", "register_reminder", "register_escalation", "data", ...
+    source: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text, default="")
+    urgent: Mapped[bool] = mapped_column(default=False)
+    rule_id: Mapped[int | None] = mapped_column(Integer)
+    student_id: Mapped[str | None] = mapped_column(String(64))
+    lesson_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The e-mail queued with it, if any (messages.id).
+    message_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_by: Mapped[str] = mapped_column(String(255), default="scheduler")
+    read_at: Mapped[datetime | None]
+    read_by: Mapped[str | None] = mapped_column(String(255))
+
+    def __repr__(self) -> str:
+        return f"<Notice {self.id} {self.key} to {self.staff_id or self.audience}>"
+
+
+ALERT_KINDS: tuple[str, ...] = (
+    "behaviour_threshold",
+    "behaviour_incident",
+    "attendance_code",
+    "truancy",
+)
+
+
+class AlertRule(Base):
+    """A staff alert rule, edited in the dashboard and evaluated by the scheduler.
+
+    ``kind`` is one of :data:`ALERT_KINDS`; ``params`` holds the kind's settings (e.g.
+    ``{"threshold": 5, "types": ["Disruption"], "window": "week"}``) and ``notify`` who
+    hears of it (e.g. ``{"roles": ["form_tutor"], "staff_ids": [], "groups": []}``); both
+    are checked by :mod:`senders.alerts.rules` before they are stored.
+    """
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notify: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    urgent: Mapped[bool] = mapped_column(default=False)
+    email: Mapped[bool] = mapped_column(default=True)
+    # A message bank template to text (or e-mail) parents with, blank for staff only.
+    parent_template: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+    def __repr__(self) -> str:
+        return f"<AlertRule {self.id} {self.name!r} {self.kind}>"
+
+
+class AlertFiring(Base):
+    """One firing of a rule: unique (rule, key), so a crossing fires once per window.
+
+    ``key`` names what fired, e.g. ``STU1:2026-W47`` for a calendar-week threshold or
+    ``STU1:INC42`` for an incident; ``student_id`` and ``details`` say what was seen.
+    """
+
+    __tablename__ = "alert_firings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(Integer, index=True)
+    key: Mapped[str] = mapped_column(String(255))
+    student_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    notices: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (UniqueConstraint("rule_id", "key"),)
+
+
+class StaffGroup(Base):
+    """A named group of staff to alert together (e.g. "Safeguarding team")."""
+
+    __tablename__ = "staff_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    staff_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+
+class ReportSchedule(Base):
+    """A weekly report e-mailed on a weekday at a time (UK local) to its recipients.
+
+    ``last_slot`` is the local date-time of the newest run that was sent, so a
+    restarted scheduler neither repeats nor (within the catch-up cut-off) misses one.
+    """
+
+    __tablename__ = "report_schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report: Mapped[str] = mapped_column(String(64))
+    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+    weekday: Mapped[int] = mapped_column(default=0)  # Monday = 0
+    time_of_day: Mapped[str] = mapped_column(String(5), default="07:00")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    last_slot: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
