@@ -11,6 +11,8 @@ import streamlit as st
 from dashboard.common import (
     CONTACT_DETAILS_PAGE,
     DATA_LOADS_PAGE,
+    HOME_PAGE,
+    SCHEDULER_PAGE,
     current_generation,
     get_settings,
     get_warehouse,
@@ -30,6 +32,9 @@ def main() -> None:
     st.set_page_config(page_title=school, page_icon=":material/school:", layout="wide")
     has_data = current_generation(get_warehouse()) is not None
     pages = {
+        "": [
+            st.Page(HOME_PAGE, title="Home", icon=":material/home:", default=has_data),
+        ],
         "Messaging": [
             st.Page(COMPOSE_PAGE, title="Compose", icon=":material/edit_square:"),
             st.Page(MESSAGE_HISTORY_PAGE, title="Message history", icon=":material/history:"),
@@ -37,18 +42,14 @@ def main() -> None:
             st.Page(RECORD_CONTACT_PAGE, title="Record a contact", icon=":material/call:"),
         ],
         "Data": [
-            st.Page(
-                CONTACT_DETAILS_PAGE,
-                title="Contact details",
-                icon=":material/contacts:",
-                default=has_data,
-            ),
+            st.Page(CONTACT_DETAILS_PAGE, title="Contact details", icon=":material/contacts:"),
             st.Page(
                 DATA_LOADS_PAGE,
                 title="Data loads",
                 icon=":material/upload_file:",
                 default=not has_data,
             ),
+            st.Page(SCHEDULER_PAGE, title="Scheduler", icon=":material/schedule:"),
         ],
     }
     navigation = st.navigation(pages)

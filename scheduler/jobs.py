@@ -26,12 +26,16 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from scheduler.slots import UK, Window
 from schoolcomms.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from scheduler.dropfolder import DropResult
+    from scheduler.freshness import Freshness
 
 OUTCOMES = ("ok", "error", "skipped")
 
@@ -143,6 +147,7 @@ def absence_texts_job(ctx: JobContext) -> JobResult:
     max_age = dt.timedelta(minutes=int(ctx.settings["freshness_minutes"]))
     guard = check_freshness(warehouse, at, max_age)
     if not guard.fresh:
+        tell_data_managers_stale(ctx, at, guard)
         return JobResult("skipped", guard.counts(), guard.reason)
     texts = plan_at(ctx.settings, warehouse, ctx.engine, at)
     queued = send(ctx.engine, ctx.settings, texts, at.date())
@@ -164,6 +169,7 @@ def load_drop_folder_job(ctx: JobContext) -> JobResult:
     counts = result.counts()
     if result.status == "refused":
         assert result.report is not None
+        tell_data_managers_refused(ctx, result)
         return JobResult(
             "error",
             counts,
@@ -180,6 +186,62 @@ def load_drop_folder_job(ctx: JobContext) -> JobResult:
             "ok", counts, f"{result.report.summary()} Files moved to {result.moved_to}."
         )
     return JobResult(counts=counts)
+
+
+# ---- notices to data managers ----------------------------------------------------------
+
+
+def tell_data_managers_stale(ctx: JobContext, at: dt.datetime, guard: Freshness) -> None:
+    """A notice (and e-mail) to data managers: registers are stale, texts are paused.
+
+    Once per stale spell: the key names the day and the newest mark seen, so a spell
+    that ends (newer marks) and starts again is told again.
+    """
+    from senders.notices import StaffNotice, deliver
+
+    newest = guard.newest_mark.isoformat(timespec="minutes") if guard.newest_mark else "none"
+    notice = StaffNotice(
+        key=f"data:stale:{at.date().isoformat()}:{newest}",
+        title="Registers are stale: absence texts and attendance alerts are paused",
+        body=f"{guard.reason[:1].upper()}{guard.reason[1:]}.\n\nLoad a fresh marks extract "
+        "(drop it in the drop folder or use the Data loads page); texts resume on their own "
+        "once the registers are fresh again.",
+        source="data",
+        audience="data_manager",
+        urgent=True,
+        details=guard.counts(),
+    )
+    deliver(ctx.engine, ctx.settings, [notice], now=ctx.now())
+
+
+def tell_data_managers_refused(ctx: JobContext, result: DropResult) -> None:
+    """A notice (and e-mail) to data managers: the drop folder's files were refused."""
+    from senders.notices import StaffNotice, deliver
+
+    assert result.report is not None
+    problems = [p.as_text() for p in result.report.errors[:10]]
+    more = len(result.report.errors) - len(problems)
+    body = "\n".join(
+        [
+            f"{result.report.summary()}",
+            "",
+            *problems,
+            *([f"…and {more} more problem(s)."] if more > 0 else []),
+            "",
+            f"Nothing was changed. The files and load-report.txt are in {result.moved_to}: "
+            "fix the files and drop them in again.",
+        ]
+    )
+    notice = StaffNotice(
+        key=f"data:refused:{result.moved_to}",
+        title=f"Drop-folder load refused ({len(result.files)} file(s))",
+        body=body,
+        source="data",
+        audience="data_manager",
+        urgent=True,
+        details={"files": result.files, "moved_to": str(result.moved_to)},
+    )
+    deliver(ctx.engine, ctx.settings, [notice], now=ctx.now())
 
 
 # ---- the job table ---------------------------------------------------------------------

@@ -97,3 +97,22 @@ def job_status(
     for column in ("last_slot", "last_started_at", "last_finished_at", "next_due"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
+
+
+def recent_runs(
+    engine: Engine,
+    *,
+    job: str | None = None,
+    outcomes: tuple[str, ...] = (),
+    limit: int = 200,
+) -> list[JobRun]:
+    """The newest job runs (of one job, with given outcomes), newest first."""
+    query = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+    if job:
+        query = query.where(JobRun.job == job)
+    if outcomes:
+        query = query.where(JobRun.outcome.in_(outcomes))
+    with session_scope(engine, immediate=False) as session:
+        runs = list(session.scalars(query))
+        session.expunge_all()
+        return runs

@@ -101,6 +101,8 @@ def test_app_uses_the_school_name_and_opens_data_loads_first(
     assert len(at.get("page_link")) == 1  # a real link to Data loads inside the app
     load_fixture(settings)
     at = run(APP)
+    assert [t.value for t in at.title] == ["Test Academy"], "Home, with the staff notices"
+    at.switch_page("pages/contact_details.py").run()
     assert [t.value for t in at.title] == ["Contact details"]
     at.switch_page("pages/data_loads.py").run()
     assert not at.exception

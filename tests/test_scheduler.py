@@ -38,6 +38,7 @@ from schoolcomms.ops.models import JobRun
 from schoolcomms.settings import ENV_PREFIX, Settings
 from schoolcomms.warehouse import Warehouse
 from senders.channels.files import read_sms_outbox
+from senders.notices import notices_for
 from senders.outbox import NewMessage, enqueue, message_log
 
 UTC = dt.UTC
@@ -500,6 +501,10 @@ def test_the_drop_folder_loads_good_files_and_refuses_bad_ones(tmp_path):
     assert "date_of_birth" in report and "next tuesday" in report and "Fix:" in report
     assert Warehouse.from_settings(settings).generation() == 1, "a refused load changes nothing"
     assert fresh.exists(), "a file still being written is left alone"
+    told = notices_for(loop.engine, audiences=["data_manager"])
+    assert [n["source"] for n in told] == ["data"] and told[0]["urgent"]
+    assert "refused" in told[0]["title"] and "date_of_birth" in told[0]["body"]
+    assert str(refused) in told[0]["body"]
 
 
 def _college_day(folder: Path, marks: list[dict[str, str]]) -> Path:
@@ -564,6 +569,12 @@ def test_stale_registers_pause_absence_texts_until_newer_marks_arrive(tmp_path):
     assert "stale" in run.detail and "10:05" in run.detail and "freshness_minutes" in run.detail
     assert run.counts["age_minutes"] == 35 and run.counts["fresh"] is False
     assert message_log(loop.engine).empty, "no text from stale registers"
+    told = notices_for(loop.engine, audiences=["data_manager"])
+    assert len(told) == 1 and "stale" in told[0]["title"] and "10:05" in told[0]["body"]
+    clock.advance(minutes=2)
+    loop.tick()
+    assert job_runs(loop.engine)[-1].outcome == "skipped"
+    assert len(notices_for(loop.engine, audiences=["data_manager"])) == 1, "told once a spell"
 
     newer = [*marks, _mark("L2", "S1", "/", "10:39")]
     write_extracts(tmp_path / "newer", {"marks": newer})
