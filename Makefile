@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TODAY  := $(shell date +%F)
 DATA   ?= data
+# A 16-19 college: the absence-text rule applies to 16-19 students (docs/messaging.md).
+SAMPLE_SIZE ?= college
 
 .PHONY: run test bench lint sample dashboard clean-data docs
 
@@ -14,14 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-## Set everything up (virtualenv, install, today's sample school) and start the app.
+## Set everything up (virtualenv, install, today's sample college) and start the app.
 run: $(STAMP) sample
 	$(BIN)/schoolcomms --data-dir $(DATA) run
 
-## Generate and load today's sample school unless it is already loaded.
+## Generate and load today's sample (a school day even at a weekend) unless already loaded.
 sample: $(STAMP)
 	@if [ "$$(cat $(DATA)/sample/DATE 2>/dev/null)" != "$(TODAY)" ]; then \
-	  $(BIN)/schoolcomms --data-dir $(DATA) sample --size school --date $(TODAY) --out $(DATA)/sample --load; \
+	  $(BIN)/schoolcomms --data-dir $(DATA) sample --size $(SAMPLE_SIZE) --date $(TODAY) --weekend-school-day --out $(DATA)/sample --load; \
 	else echo "Sample data for $(TODAY) already loaded (delete $(DATA)/sample to regenerate)."; fi
 
 ## Run the whole test suite.

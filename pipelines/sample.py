@@ -173,12 +173,21 @@ def term_name(date: dt.date) -> str:
     return "Summer"
 
 
-def make_calendar(date: dt.date, weeks: int | None) -> Calendar:
-    """The history's school days as arrays."""
-    days = np.array(history_days(date, weeks), dtype="datetime64[D]")
+def make_calendar(date: dt.date, weeks: int | None, weekend_today: bool = False) -> Calendar:
+    """The history's school days as arrays.
+
+    With ``weekend_today``, a ``date`` at a weekend is a school day too, on Friday's
+    timetable (so a demo on a Saturday still has a day of lessons to work with).
+    """
+    school_days = history_days(date, weeks)
+    if weekend_today and date.weekday() >= 5:
+        school_days.append(date)
+    days = np.array(school_days, dtype="datetime64[D]")
     iso = date_strings(days)
     weekday = ((days.astype(np.int64) + 3) % 7).astype(np.int64)  # 1970-01-01 was a Thursday
-    today = len(days) - 1 if date.weekday() < 5 else -1
+    if weekend_today and date.weekday() >= 5:
+        weekday[-1] = 4
+    today = len(days) - 1 if date.weekday() < 5 or weekend_today else -1
     return Calendar(
         date,
         days,
@@ -741,7 +750,12 @@ def write_unit(
 
 
 def generate_sample(
-    size: str, date: dt.date, out_dir: Path, seed: int = 42, weeks: int | None = None
+    size: str,
+    date: dt.date,
+    out_dir: Path,
+    seed: int = 42,
+    weeks: int | None = None,
+    weekend_today: bool = False,
 ) -> dict[str, Path]:
     """Write canonical CSV extracts for a sample ``size`` as of ``date`` into ``out_dir``.
 
@@ -749,6 +763,7 @@ def generate_sample(
     ``<extract>.csv``; returns ``{extract: path}``. Same (size, date, seed, weeks) →
     byte-identical files. ``weeks`` limits the history to the last ``weeks`` weeks
     (default: the term so far, at most 12 weeks; the trust defaults to 4 weeks).
+    ``weekend_today`` makes a weekend ``date`` a school day on Friday's timetable.
     """
     if size not in SIZES:
         raise ValueError(f"unknown sample size {size!r}; choose one of {', '.join(SIZES)}")
@@ -758,7 +773,7 @@ def generate_sample(
         date = date.date()
     if weeks is None and size == "trust":
         weeks = TRUST_WEEKS
-    cal = make_calendar(date, weeks)
+    cal = make_calendar(date, weeks, weekend_today)
     rng = np.random.default_rng(seed)
     phones = PhonePool(rng)
     sink = CsvSink(Path(out_dir))

@@ -505,3 +505,20 @@ def test_college_exercises_the_absence_text_rule(college: dict[str, pd.DataFrame
         (refused.link_status == "suspended") | (refused.registered == "N") | (refused.mobile == "")
     ).any()
     assert (m[(m.date == TODAY)].mark == "N").any()  # some teachers use N, not O
+
+
+def test_a_weekend_date_can_be_made_a_school_day_on_fridays_timetable(tmp_path: Path) -> None:
+    saturday = dt.date(2025, 11, 22)
+    plain = generate_sample("school", saturday, tmp_path / "plain", weeks=1)
+    made = generate_sample("school", saturday, tmp_path / "made", weeks=1, weekend_today=True)
+    plain_lessons = pd.read_csv(plain["lessons"], dtype=str)
+    lessons = pd.read_csv(made["lessons"], dtype=str)
+    assert "2025-11-22" not in set(plain_lessons["date"])
+    today = lessons[lessons["date"] == "2025-11-22"]
+    friday = lessons[lessons["date"] == "2025-11-21"]
+    assert len(today) == len(friday) > 0
+    assert sorted(today["class_id"] + today["period"]) == sorted(
+        friday["class_id"] + friday["period"]
+    )
+    marks = pd.read_csv(made["marks"], dtype=str)
+    assert marks["lesson_id"].isin(today["lesson_id"]).any()
