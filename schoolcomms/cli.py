@@ -225,9 +225,21 @@ def query(ctx: click.Context, sql: str, as_json: bool) -> None:
     help="Folder for the CSV extracts (default <data dir>/sample).",
 )
 @click.option("--load", "and_load", is_flag=True, help="Load the files after writing them.")
+@click.option(
+    "--weekend-school-day",
+    is_flag=True,
+    help="If --date is a Saturday or Sunday, make it a school day on Friday's timetable "
+    "(for demonstrations at the weekend).",
+)
 @click.pass_context
 def sample(
-    ctx: click.Context, size: str, date_text: str, seed: int, out: Path | None, and_load: bool
+    ctx: click.Context,
+    size: str,
+    date_text: str,
+    seed: int,
+    out: Path | None,
+    and_load: bool,
+    weekend_school_day: bool,
 ) -> None:
     """Write deterministic synthetic extracts (and optionally load them, with a starter
     message bank).
@@ -244,7 +256,7 @@ def sample(
     except ValueError as exc:
         raise Refused(f"--date {date_text!r} is not YYYY-MM-DD or 'today'.") from exc
     out = out or settings.data_dir / "sample"
-    files = generate_sample(size, day, out, seed=seed)
+    files = generate_sample(size, day, out, seed=seed, weekend_today=weekend_school_day)
     click.echo(f"Wrote {len(files)} extracts for a {size} to {out}.")
     if and_load:
         ctx.invoke(load, paths=(out,), dry_run=False, profile=None, from_sql=False, as_json=False)
