@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
 
 from schoolcomms.ops.db import session_scope
 from schoolcomms.ops.models import Notice, utcnow
@@ -105,42 +106,54 @@ def deliver(
     the setting ``alert_emails`` is on: to ``notice.email`` for a staff member, to
     ``data_manager_emails`` for the data-manager audience.
     """
+    with session_scope(engine) as session:
+        return deliver_in(session, settings, notices, actor=actor, now=now)
+
+
+def deliver_in(
+    session: Session,
+    settings: Settings,
+    notices: Sequence[StaffNotice],
+    *,
+    actor: str = ACTOR,
+    now: dt.datetime | None = None,
+) -> list[StaffNotice]:
+    """:func:`deliver` inside the caller's transaction (e.g. with an alert's firing row)."""
     now = now or utcnow()
     send_email = bool(settings["alert_emails"])
     delivered: list[StaffNotice] = []
-    with session_scope(engine) as session:
-        stmt = insert_ignoring_conflicts(session, Notice.__table__, ["key"]).returning(Notice.id)
-        for notice in notices:
-            row = {
-                "key": notice.key,
-                "staff_id": notice.staff_id,
-                "audience": notice.audience,
-                "source": notice.source,
-                "title": notice.title[:255],
-                "body": notice.body,
-                "urgent": notice.urgent,
-                "rule_id": notice.rule_id,
-                "student_id": notice.student_id,
-                "lesson_id": notice.lesson_id,
-                "details": notice.details,
-                "created_at": now,
-                "created_by": actor,
-            }
-            notice_id = session.connection().execute(stmt, row).scalar()
-            if notice_id is None:
-                continue
-            delivered.append(notice)
-            addresses: list[str] = []
-            if send_email and notice.email:
-                addresses = [notice.email]
-            elif send_email and notice.audience == "data_manager":
-                addresses = data_manager_emails(settings)
-            if addresses:
-                ids = enqueue_in(session, [_email_message(notice, a) for a in addresses], actor)
-                if ids:
-                    session.execute(
-                        update(Notice).where(Notice.id == notice_id).values(message_id=ids[0])
-                    )
+    stmt = insert_ignoring_conflicts(session, Notice.__table__, ["key"]).returning(Notice.id)
+    for notice in notices:
+        row = {
+            "key": notice.key,
+            "staff_id": notice.staff_id,
+            "audience": notice.audience,
+            "source": notice.source,
+            "title": notice.title[:255],
+            "body": notice.body,
+            "urgent": notice.urgent,
+            "rule_id": notice.rule_id,
+            "student_id": notice.student_id,
+            "lesson_id": notice.lesson_id,
+            "details": notice.details,
+            "created_at": now,
+            "created_by": actor,
+        }
+        notice_id = session.connection().execute(stmt, row).scalar()
+        if notice_id is None:
+            continue
+        delivered.append(notice)
+        addresses: list[str] = []
+        if send_email and notice.email:
+            addresses = [notice.email]
+        elif send_email and notice.audience == "data_manager":
+            addresses = data_manager_emails(settings)
+        if addresses:
+            ids = enqueue_in(session, [_email_message(notice, a) for a in addresses], actor)
+            if ids:
+                session.execute(
+                    update(Notice).where(Notice.id == notice_id).values(message_id=ids[0])
+                )
     return delivered
 
 
