@@ -41,6 +41,13 @@ def main() -> None:
             st.Page(MESSAGE_BANK_PAGE, title="Message bank", icon=":material/library_books:"),
             st.Page(RECORD_CONTACT_PAGE, title="Record a contact", icon=":material/call:"),
         ],
+        "Staff": [
+            st.Page(
+                "pages/missing_registers.py",
+                title="Missing registers",
+                icon=":material/assignment_late:",
+            ),
+        ],
         "Data": [
             st.Page(CONTACT_DETAILS_PAGE, title="Contact details", icon=":material/contacts:"),
             st.Page(

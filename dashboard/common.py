@@ -38,7 +38,7 @@ ANONYMOUS_ACTOR = "dashboard"
 DATA_LOADS_PAGE = "pages/data_loads.py"
 CONTACT_DETAILS_PAGE = "pages/contact_details.py"
 HOME_PAGE = "pages/home.py"
-SCHEDULER_PAGE = "pages/scheduler.py"
+SCHEDULER_PAGE = "pages/scheduler_jobs.py"
 
 
 def data_dir() -> str:

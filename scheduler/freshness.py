@@ -5,7 +5,8 @@ registers are stale when the newest mark recorded today (among marks recorded at
 before the run time, as the absence rule sees them) is older than ``freshness_minutes``.
 Until the first lesson of the day has been under way that long, no marks are expected
 yet, so the clock starts at the first lesson's start: the reference time is the later
-of the newest mark today and the first lesson's start. A day with no lessons has
+of the newest mark today and the first lesson's start. After the last lesson of the day
+ends no new registers are expected, so the age is measured up to that end, not beyond. A day with no lessons has
 nothing to text about and counts as fresh; a warehouse with nothing loaded is stale.
 """
 
@@ -23,6 +24,8 @@ FRESHNESS_SQL = """
 SELECT
     (SELECT min(start_time) FROM lessons
      WHERE date = $day AND coalesce(kind, 'lesson') = 'lesson') AS first_start,
+    (SELECT max(end_time) FROM lessons
+     WHERE date = $day AND coalesce(kind, 'lesson') = 'lesson') AS last_end,
     (SELECT max(m.recorded_at) FROM marks m JOIN lessons l ON l.lesson_id = m.lesson_id
      WHERE l.date = $day AND m.recorded_at <= $at) AS newest_mark
 """
@@ -66,7 +69,12 @@ def check_freshness(warehouse: Warehouse, at: dt.datetime, max_age: dt.timedelta
     reference = dt.datetime.combine(at.date(), first_start)
     if newest is not None and newest > reference:
         reference = newest
-    age = at - reference
+    # After the last lesson ends no new registers are expected: the age stops growing.
+    last_end = _value(frame.iloc[0]["last_end"])
+    if last_end is not None and not isinstance(last_end, dt.time):
+        last_end = pd.Timestamp(str(last_end)).time()
+    until = at if last_end is None else min(at, dt.datetime.combine(at.date(), last_end))
+    age = until - reference
     minutes = age.total_seconds() / 60
     if age <= max_age:
         return Freshness(True, f"registers are {max(minutes, 0):.0f} min old", newest, minutes)

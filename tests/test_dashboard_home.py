@@ -18,7 +18,7 @@ from senders.notices import StaffNotice, deliver, notices_for
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "dashboard" / "pages" / "home.py")
-SCHEDULER = str(ROOT / "dashboard" / "pages" / "scheduler.py")
+SCHEDULER = str(ROOT / "dashboard" / "pages" / "scheduler_jobs.py")
 APP = str(ROOT / "dashboard" / "app.py")
 TIMEOUT = 60
 
