@@ -48,6 +48,9 @@ def main() -> None:
                 icon=":material/assignment_late:",
             ),
         ],
+        "Reports": [
+            st.Page("pages/weekly_reports.py", title="Weekly reports", icon=":material/summarize:"),
+        ],
         "Data": [
             st.Page(CONTACT_DETAILS_PAGE, title="Contact details", icon=":material/contacts:"),
             st.Page(
