@@ -559,6 +559,36 @@ REGISTRY: dict[str, Setting] = {
             section="alerts",
         ),
         Setting(
+            "login_max_failures",
+            "int",
+            5,
+            "Wrong passwords in a row before a dashboard account is locked for "
+            "login_lockout_minutes (each failure and lockout is in the audit log).",
+            section="sign-in",
+        ),
+        Setting(
+            "login_lockout_minutes",
+            "int",
+            15,
+            "How long, in minutes, an account stays locked after login_max_failures wrong "
+            "passwords; an administrator can unlock it sooner with `schoolcomms users reset`.",
+            section="sign-in",
+        ),
+        Setting(
+            "session_idle_minutes",
+            "int",
+            30,
+            "A dashboard session with no activity for this many minutes is signed out.",
+            section="sign-in",
+        ),
+        Setting(
+            "session_max_hours",
+            "int",
+            10,
+            "A dashboard session ends this many hours after sign-in, however active.",
+            section="sign-in",
+        ),
+        Setting(
             "school_address",
             "str",
             "",

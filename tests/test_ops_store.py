@@ -44,7 +44,7 @@ from schoolcomms.settings import MASK, Settings
 
 T0 = datetime(2025, 11, 3, 7, 30, 0, tzinfo=UTC)
 
-HEAD = "0006"
+HEAD = "0007"
 MESSAGING_TABLES = {
     "batches",
     "messages",
@@ -56,6 +56,7 @@ MESSAGING_TABLES = {
 }
 SCHEDULER_TABLES = {"job_runs"}
 ALERT_TABLES = {"notices", "alert_rules", "alert_firings", "staff_groups", "report_schedules"}
+USER_TABLES = {"users"}
 
 
 @pytest.fixture(autouse=True)
@@ -156,6 +157,7 @@ def test_fresh_sqlite_file_is_upgraded_to_head_in_wal_mode(settings: Settings) -
         *MESSAGING_TABLES,
         *SCHEDULER_TABLES,
         *ALERT_TABLES,
+        *USER_TABLES,
     }
     assert head_revision() == HEAD
     assert current_revision(engine) == HEAD

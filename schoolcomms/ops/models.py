@@ -519,3 +519,36 @@ class ReportSchedule(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(255))
+
+
+# ---- dashboard users --------------------------------------------------------------------
+
+
+class User(Base):
+    """A dashboard account: local (argon2 password hash) or single sign-on (no hash).
+
+    ``email`` is stored lower-case and is how single sign-on accounts are matched;
+    ``roles`` is a list from :data:`schoolcomms.roles.ROLES`; ``staff_id`` links the
+    account to a ``staff`` row so notices and "my registers" reach the right person.
+    ``failed_logins`` and ``locked_until`` implement the lockout.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    staff_id: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email} {self.roles}>"
