@@ -1,69 +1,43 @@
-"""The dashboard's entry point: page set-up and navigation.
+"""The dashboard's entry point: sign-in, page set-up and navigation.
 
 Run it with ``schoolcomms dashboard`` (which sets ``SCHOOLCOMMS_DATA_DIR``) or
-``streamlit run dashboard/app.py``. Each page is a file in ``dashboard/pages``.
+``streamlit run dashboard/app.py``. Each page is a file in ``dashboard/pages``. The
+navigation shows only the pages the signed-in account's roles may open
+(:data:`schoolcomms.roles.PAGE_ROLES`); each page checks again itself, on the server.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import (
-    CONTACT_DETAILS_PAGE,
-    DATA_LOADS_PAGE,
-    HOME_PAGE,
-    SCHEDULER_PAGE,
-    current_generation,
-    get_settings,
-    get_warehouse,
-)
-from dashboard.messaging import (
-    COMPOSE_PAGE,
-    MESSAGE_BANK_PAGE,
-    MESSAGE_HISTORY_PAGE,
-    RECORD_CONTACT_PAGE,
-)
+from dashboard import auth_ui
+from dashboard.common import current_generation, get_settings, get_warehouse
+from dashboard.navigation import permitted_pages
 
 
 def main() -> None:
-    """Set up the page, the navigation and run the chosen page."""
+    """Set up the page; sign in, or show the navigation of the pages this account may open."""
     settings = get_settings()
     school = str(settings["school_name"])
     st.set_page_config(page_title=school, page_icon=":material/school:", layout="wide")
+    user = auth_ui.current_user()
+    if user is None or user.must_change_password:
+        form = auth_ui.sign_in_form if user is None else lambda: auth_ui.change_password_form(user)
+        st.navigation([st.Page(form, title="Sign in", icon=":material/login:")]).run()
+        return
     has_data = current_generation(get_warehouse()) is not None
-    pages = {
-        "": [
-            st.Page(HOME_PAGE, title="Home", icon=":material/home:", default=has_data),
-        ],
-        "Messaging": [
-            st.Page(COMPOSE_PAGE, title="Compose", icon=":material/edit_square:"),
-            st.Page(MESSAGE_HISTORY_PAGE, title="Message history", icon=":material/history:"),
-            st.Page(MESSAGE_BANK_PAGE, title="Message bank", icon=":material/library_books:"),
-            st.Page(RECORD_CONTACT_PAGE, title="Record a contact", icon=":material/call:"),
-        ],
-        "Staff": [
-            st.Page(
-                "pages/missing_registers.py",
-                title="Missing registers",
-                icon=":material/assignment_late:",
-            ),
-        ],
-        "Reports": [
-            st.Page("pages/weekly_reports.py", title="Weekly reports", icon=":material/summarize:"),
-        ],
-        "Data": [
-            st.Page(CONTACT_DETAILS_PAGE, title="Contact details", icon=":material/contacts:"),
-            st.Page(
-                DATA_LOADS_PAGE,
-                title="Data loads",
-                icon=":material/upload_file:",
-                default=not has_data,
-            ),
-            st.Page(SCHEDULER_PAGE, title="Scheduler", icon=":material/schedule:"),
-        ],
-    }
-    navigation = st.navigation(pages)
+    allowed = permitted_pages(user.roles)
+    default = (
+        "home" if has_data or not any(p.key == "data_loads" for p in allowed) else "data_loads"
+    )
+    sections: dict[str, list[st.Page]] = {}
+    for entry in allowed:
+        sections.setdefault(entry.section, []).append(
+            st.Page(entry.path, title=entry.title, icon=entry.icon, default=entry.key == default)
+        )
+    navigation = st.navigation(sections)
     st.sidebar.markdown(f"**{school}**")
+    auth_ui.sidebar_account(user)
     navigation.run()
 
 

@@ -20,20 +20,24 @@ from typing import Any, NoReturn, TypeVar
 import streamlit as st
 from sqlalchemy import Engine
 
+from schoolcomms.auth import SignedIn
+from schoolcomms.roles import PermissionDenied, can, check_action, check_page
 from schoolcomms.settings import Settings, SettingsError, load_settings, resolve_data_dir
 from schoolcomms.warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Roles the pages ask for. Sign-in is not built yet: require_role() lets everyone in,
-# but every page calls it first so that checking can be added in one place.
+# Role names (the matrix of who may do what is schoolcomms.roles).
 ADMIN = "admin"
 DATA_MANAGER = "data_manager"
 SENIOR_LEADER = "senior_leader"
 ATTENDANCE_OFFICER = "attendance_officer"
 OFFICE = "office"
+TEACHER = "teacher"
+PASTORAL = "pastoral"
 ANONYMOUS_ACTOR = "dashboard"
+USER = "signed_in_user"  # session_state: the SignedIn checked on this run
 
 DATA_LOADS_PAGE = "pages/data_loads.py"
 CONTACT_DETAILS_PAGE = "pages/contact_details.py"
@@ -108,27 +112,79 @@ def current_generation(warehouse: Warehouse) -> int | None:
 
 
 def current_actor() -> str:
-    """Who is using the dashboard: the signed-in user's e-mail, else "dashboard"."""
+    """Who is using the dashboard, for the audit log: the signed-in account's e-mail."""
+    return str(st.session_state.get("actor") or ANONYMOUS_ACTOR)
+
+
+def signed_in_user() -> SignedIn:
+    """The account checked by :func:`require_page` on this run (stops if none)."""
+    user = st.session_state.get(USER)
+    if not isinstance(user, SignedIn):
+        stop_with_error("Sign in first.")
+    return user
+
+
+def _signed_in_or_stop() -> SignedIn:
+    from dashboard import auth_ui
+
+    user = auth_ui.current_user()
+    if user is None:
+        st.session_state.pop(USER, None)
+        auth_ui.sign_in_form()
+        st.stop()
+    if user.must_change_password:
+        auth_ui.change_password_form(user)
+        st.stop()
+    st.session_state[USER] = user
+    st.session_state["actor"] = user.email
+    return user
+
+
+def require_page(page: str) -> SignedIn:
+    """Sign-in and the role check every page starts with; returns the signed-in account.
+
+    No account: the sign-in form, and the page stops. An account whose roles may not
+    open ``page`` (a key of :data:`schoolcomms.roles.PAGE_ROLES`): an error in words,
+    and the page stops. Runs on the server on every run, whatever the navigation shows.
+    """
+    user = _signed_in_or_stop()
     try:
-        user = st.user
-        if user.get("is_logged_in"):
-            return str(user.get("email") or user.get("name") or ANONYMOUS_ACTOR)
-    except Exception:  # st.user needs a running session and auth set up
-        pass
-    return ANONYMOUS_ACTOR
+        check_page(user.roles, page)
+    except PermissionDenied as exc:
+        stop_with_error(str(exc))
+    return user
 
 
 def require_role(*roles: str) -> str:
-    """Check that the user may see this page; return the actor name for the audit log.
+    """Sign-in and a check that the account holds one of ``roles``; returns the actor.
 
-    Called at the top of every page with the roles allowed there. Sign-in is not built
-    yet, so for now everyone is allowed; when it is, this stops the page with a
-    message for anyone without one of ``roles``.
+    Prefer :func:`require_page` (the role matrix in :mod:`schoolcomms.roles`).
     """
-    actor = current_actor()
-    st.session_state["actor"] = actor
-    st.session_state["page_roles"] = list(roles)
-    return actor
+    user = _signed_in_or_stop()
+    if not set(user.roles) & set(roles):
+        stop_with_error(
+            "Your account cannot open this page; it needs one of these roles: "
+            f"{', '.join(r.replace('_', ' ') for r in roles)}. Ask an administrator if you "
+            "need it."
+        )
+    return user.email
+
+
+def require_action(action: str) -> SignedIn:
+    """Re-check, when an action runs, that the signed-in account may do ``action``.
+
+    Raises :class:`~schoolcomms.roles.PermissionDenied` (shown as an error in words by
+    :func:`run_or_stop` or the page), whatever the page showed.
+    """
+    user = signed_in_user()
+    check_action(user.roles, action)
+    return user
+
+
+def user_can(action: str) -> bool:
+    """Whether the signed-in account may do ``action`` (to show or hide a control)."""
+    user = st.session_state.get(USER)
+    return isinstance(user, SignedIn) and can(user.roles, action)
 
 
 def page_link_or_text(page: str, label: str, icon: str | None = None) -> None:
@@ -156,7 +212,7 @@ def run_or_stop(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T
     """``fn(*args, **kwargs)``; on an error, show "Could not <what>: …" and stop the page."""
     try:
         return fn(*args, **kwargs)
-    except WarehouseError as exc:
+    except (WarehouseError, PermissionDenied) as exc:
         stop_with_error(f"Could not {what}: {exc}")
     except Exception as exc:
         log.exception("Could not %s", what)
@@ -181,7 +237,11 @@ __all__ = [
     "get_warehouse",
     "no_data_state",
     "page_link_or_text",
+    "require_action",
+    "require_page",
     "require_role",
+    "signed_in_user",
+    "user_can",
     "run_or_stop",
     "stop_with_error",
 ]

@@ -204,7 +204,38 @@ def cli_md() -> str:
             command, info_name=name, parent=ctx, terminal_width=100, max_content_width=100
         )
         out += [f"## {name}", "", "```", command.get_help(sub).strip(), "```", ""]
+        for child_name in sorted(getattr(command, "commands", {})):
+            child = command.commands[child_name]  # type: ignore[attr-defined]
+            child_ctx = click.Context(
+                child, info_name=child_name, parent=sub, terminal_width=100, max_content_width=100
+            )
+            out += [
+                f"### {name} {child_name}",
+                "",
+                "```",
+                child.get_help(child_ctx).strip(),
+                "```",
+                "",
+            ]
     return "\n".join(out)
+
+
+def roles_md() -> str:
+    from schoolcomms.roles import matrix_markdown
+
+    return "\n".join(
+        [
+            GENERATED,
+            "",
+            "# Roles: who may open which page and do which action",
+            "",
+            "Every dashboard page checks the signed-in account's roles on the server when it "
+            "runs, and every action checks again when it is done, from this one matrix "
+            "(`schoolcomms/roles.py`). Accounts: `schoolcomms users …` or the *Users* page.",
+            "",
+            matrix_markdown(),
+        ]
+    )
 
 
 def templates_md() -> str:
@@ -245,6 +276,7 @@ def generated() -> dict[Path, str]:
         DOCS_DIR / "settings.md": settings_md(),
         DOCS_DIR / "cli.md": cli_md(),
         DOCS_DIR / "templates.md": templates_md(),
+        DOCS_DIR / "roles.md": roles_md(),
     }
 
 

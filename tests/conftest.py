@@ -369,3 +369,34 @@ def _isolated_from_the_developer(tmp_path_factory: pytest.TempPathFactory) -> It
     settings_module.SECRETS_FILE = secrets
     os.environ.pop("SCHOOLCOMMS_DATA_DIR", None)
     os.environ.update(saved)
+
+
+def sign_in(at: Any, *roles: str, email: str | None = None, staff_id: str | None = None) -> Any:
+    """Sign an AppTest session in as an account holding ``roles`` (default: admin).
+
+    The account is created (once per address) in the ops store of the data directory the
+    app uses (``SCHOOLCOMMS_DATA_DIR``), and the session is started as the sign-in form
+    does; every page then checks it on the server like any other. Returns ``at``.
+    """
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from dashboard.auth_ui import SESSION
+    from schoolcomms import auth
+    from schoolcomms.ops.db import open_ops, session_scope
+    from schoolcomms.ops.models import User
+    from schoolcomms.settings import load_settings
+
+    roles = roles or ("admin",)
+    address = email or f"{'-'.join(roles)}@school.example.org"
+    engine = open_ops(load_settings())
+    with session_scope(engine, immediate=False) as session:
+        user_id = session.scalar(select(User.id).where(User.email == address))
+    if user_id is None:
+        user_id = auth.create_user(
+            engine, email=address, roles=list(roles), actor="test", staff_id=staff_id
+        )
+    now = dt.datetime.now(dt.UTC).isoformat()
+    at.session_state[SESSION] = {"user_id": user_id, "signed_in_at": now, "last_seen": now}
+    return at

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from conftest import sign_in
 from streamlit.testing.v1 import AppTest
 from test_reports import CONTACTS, STUDENTS, write_csv, write_fixture
 
@@ -52,7 +53,7 @@ def load_fixture(settings: Settings) -> None:
 
 
 def run(path: str) -> AppTest:
-    at = AppTest.from_file(path, default_timeout=TIMEOUT).run()
+    at = sign_in(AppTest.from_file(path, default_timeout=TIMEOUT)).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -283,7 +284,7 @@ def test_page_renders_a_report_from_session_state(settings: Settings) -> None:
         actor="tester",
     )
     assert outcome["status"] == "refused" and not outcome["ok"]
-    at = AppTest.from_file(DATA_LOADS, default_timeout=TIMEOUT)
+    at = sign_in(AppTest.from_file(DATA_LOADS, default_timeout=TIMEOUT))
     at.session_state["load_result"] = outcome
     at.run()
     assert not at.exception

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from conftest import MINIMAL_SCHOOL, write_extracts
+from conftest import MINIMAL_SCHOOL, sign_in, write_extracts
 from streamlit.testing.v1 import AppTest
 
 from pipelines.load import load_paths
@@ -43,7 +43,7 @@ def school(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def run(path: str, **state: object) -> AppTest:
-    at = AppTest.from_file(path, default_timeout=TIMEOUT)
+    at = sign_in(AppTest.from_file(path, default_timeout=TIMEOUT))
     for key, value in state.items():
         at.session_state[key] = value
     at.run()

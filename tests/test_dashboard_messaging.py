@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import streamlit as st
+from conftest import sign_in
 from streamlit.testing.v1 import AppTest
 
 from dashboard import common, messaging
@@ -34,6 +35,7 @@ from senders.outbox import batch_progress, claim, message_log, record_failure, r
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
 PAGES = ROOT / "dashboard" / "pages"
+SIGNED_IN = "admin@school.example.org"  # conftest.sign_in's default account
 COMPOSE = str(PAGES / "compose.py")
 HISTORY = str(PAGES / "message_history.py")
 BANK = str(PAGES / "message_bank.py")
@@ -69,7 +71,7 @@ def empty(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def run(path: str) -> AppTest:
-    at = AppTest.from_file(path, default_timeout=TIMEOUT).run()
+    at = sign_in(AppTest.from_file(path, default_timeout=TIMEOUT)).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -165,7 +167,7 @@ def test_compose_preview_send_once_and_follow_progress(school: Settings) -> None
     batch_id = int(log["batch_id"].iloc[0])
     assert f"as batch {batch_id}" in texts(at.success)
     assert metrics(at)["Queued"] == "2"
-    assert set(log["created_by"]) == {common.ANONYMOUS_ACTOR}
+    assert set(log["created_by"]) == {SIGNED_IN}
     sends = recent_audit(engine, action="send")
     assert sends["target"].tolist() == [f"batch:{batch_id}"]
 
@@ -453,7 +455,7 @@ def test_record_a_contact_saves_it_and_shows_it_in_the_history(school: Settings)
     assert (row.outcome, row.notes, row.created_by) == (
         "Spoke to mum",
         "Ann will be in tomorrow.",
-        common.ANONYMOUS_ACTOR,
+        SIGNED_IN,
     )
     assert row.follow_up_on == dt.datetime(2025, 6, 19, 23, 0, tzinfo=dt.UTC)
     shown = table_with(at, "happened_at")
@@ -492,7 +494,7 @@ def test_record_a_contact_with_someone_else_and_a_refusal(school: Settings) -> N
 
 def test_the_app_groups_the_pages_and_opens_each_messaging_page(school: Settings) -> None:
     at = run(APP)
-    assert [t.value for t in at.title] == ["Contact details"]
+    assert [t.value for t in at.title] == ["Sample School"], "Home first"
     for page, title in (
         ("pages/compose.py", "Compose a message"),
         ("pages/message_history.py", "Message history"),

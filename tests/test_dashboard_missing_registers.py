@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import streamlit as st
 import time_machine
-from conftest import minimal_school, write_extracts
+from conftest import minimal_school, sign_in, write_extracts
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
@@ -93,7 +93,7 @@ def at_0940() -> Iterator[None]:
 
 
 def run(at: AppTest | None = None) -> AppTest:
-    at = at or AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = at or sign_in(AppTest.from_file(PAGE, default_timeout=TIMEOUT))
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -154,10 +154,10 @@ def test_today_by_teacher_and_department_and_remind_selected(
     assert sent["email"].tolist() == ["t.teach@school.example.com", "t.tutor@school.example.com"]
     notices = stored(school)
     assert [(n.key, n.staff_id) for n in notices] == [
-        ("register:EN:manual:dashboard:2026-11-20T09:40", "T2"),
-        ("register:MA:manual:dashboard:2026-11-20T09:40", "T1"),
+        ("register:EN:manual:admin@school.example.org:2026-11-20T09:40", "T2"),
+        ("register:MA:manual:admin@school.example.org:2026-11-20T09:40", "T1"),
     ]
-    assert all(n.created_by == "dashboard" and n.message_id for n in notices)
+    assert all(n.created_by == "admin@school.example.org" and n.message_id for n in notices)
     with session_scope(open_ops(school), immediate=False) as session:
         assert len(session.scalars(select(Message)).all()) == 2
     assert len(recent_audit(open_ops(school), action="register.remind")) == 1

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import streamlit as st
+from conftest import sign_in
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 from test_attendance_reports import load_school
@@ -56,7 +57,7 @@ def empty(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def run(at: AppTest | None = None) -> AppTest:
-    at = (at or AppTest.from_file(PAGE, default_timeout=TIMEOUT)).run()
+    at = (at or sign_in(AppTest.from_file(PAGE, default_timeout=TIMEOUT))).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -147,7 +148,7 @@ def test_add_a_schedule_and_see_every_problem_first(school: Settings) -> None:
     assert "Saved: behaviour, Friday 16:30, to 2 recipient(s)" in texts(at.success)
     assert at.selectbox(key="wr_choice").value == saved.id  # the editor now shows it
     [audit] = recent_audit(open_ops(school), action="report_schedule.create").to_dict("records")
-    assert audit["actor"] == "dashboard"
+    assert audit["actor"] == "admin@school.example.org"
 
 
 def test_change_and_delete_a_schedule(school: Settings) -> None:

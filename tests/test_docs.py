@@ -39,6 +39,10 @@ def test_every_command_has_an_example_and_is_documented():
         help_text = command.get_help(click.Context(command, info_name=name, parent=ctx))
         assert "Example" in help_text, f"`schoolcomms {name} --help` needs an example"
         assert f"## {name}\n" in text, f"command {name} is missing from docs/cli.md"
+        for child_name, child in getattr(command, "commands", {}).items():
+            child_help = child.get_help(click.Context(child, info_name=child_name))
+            assert "Example" in child_help, f"`schoolcomms {name} {child_name}` needs an example"
+            assert f"### {name} {child_name}\n" in text, f"{name} {child_name} is undocumented"
 
 
 def test_readme_shows_both_commands_first():

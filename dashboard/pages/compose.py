@@ -22,7 +22,7 @@ from dashboard.common import (
     get_warehouse,
     no_data_state,
     page_link_or_text,
-    require_role,
+    require_page,
     run_or_stop,
 )
 from reports import recipients
@@ -429,7 +429,7 @@ def progress_section(engine: Any, batch_id: int) -> None:
 
 def main() -> None:
     """The page."""
-    actor = require_role(*messaging.COMPOSE_ROLES)
+    actor = require_page("compose").email
     st.title("Compose a message")
     settings = get_settings()
     warehouse = get_warehouse()

@@ -8,18 +8,13 @@ import streamlit as st
 
 from dashboard import cached
 from dashboard.common import (
-    ADMIN,
-    ATTENDANCE_OFFICER,
     DATA_LOADS_PAGE,
-    DATA_MANAGER,
-    OFFICE,
-    SENIOR_LEADER,
     current_generation,
     data_dir,
     get_warehouse,
     no_data_state,
     page_link_or_text,
-    require_role,
+    require_page,
     run_or_stop,
 )
 from reports import contacts
@@ -85,7 +80,7 @@ def chart(frame: pd.DataFrame) -> None:
 
 def main() -> None:
     """The page."""
-    require_role(ADMIN, DATA_MANAGER, SENIOR_LEADER, ATTENDANCE_OFFICER, OFFICE)
+    require_page("contact_details")
     st.title("Contact details")
     warehouse = get_warehouse()
     generation = current_generation(warehouse)

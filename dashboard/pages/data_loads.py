@@ -8,14 +8,12 @@ import streamlit as st
 
 from dashboard import actions, cached
 from dashboard.common import (
-    ADMIN,
-    DATA_MANAGER,
     current_generation,
     data_dir,
     get_ops_engine,
     get_settings,
     get_warehouse,
-    require_role,
+    require_page,
     run_or_stop,
 )
 from reports import loads
@@ -244,7 +242,7 @@ def history_section(engine: Any) -> None:
 
 def main() -> None:
     """The page."""
-    actor = require_role(DATA_MANAGER, ADMIN)
+    actor = require_page("data_loads").email
     st.title("Data loads")
     settings = get_settings()
     engine = get_ops_engine()

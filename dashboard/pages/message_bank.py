@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 import streamlit as st
 
 from dashboard import messaging
-from dashboard.common import get_ops_engine, get_settings, require_role, run_or_stop
+from dashboard.common import get_ops_engine, get_settings, require_page, run_or_stop
 from schoolcomms.ops.models import CHANNELS
 from senders import segments
 from senders.bank import (
@@ -235,7 +235,7 @@ def editor_section(engine: Any, settings: Any, actor: str, archived: dict[str, b
 
 def main() -> None:
     """The page."""
-    actor = require_role(*messaging.BANK_ROLES)
+    actor = require_page("message_bank").email
     st.title("Message bank")
     settings = get_settings()
     engine = get_ops_engine()

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import messaging
-from dashboard.common import get_ops_engine, get_settings, require_role, run_or_stop
+from dashboard.common import get_ops_engine, get_settings, require_page, run_or_stop
 from reports import messages as message_reports
 from reports.export import csv_bytes
 from schoolcomms.ops.models import MESSAGE_STATUSES
@@ -363,7 +363,7 @@ def charts_section(engine: Any) -> None:
 
 def main() -> None:
     """The page."""
-    actor = require_role(*messaging.HISTORY_ROLES)
+    actor = require_page("message_history").email
     st.title("Message history")
     settings = get_settings()
     engine = get_ops_engine()

@@ -24,7 +24,7 @@ from dashboard.common import (
     get_settings,
     get_warehouse,
     no_data_state,
-    require_role,
+    require_page,
     run_or_stop,
 )
 from senders.reminders import duration_text, remind_now, stale_reason
@@ -128,7 +128,7 @@ def lessons_and_reminders(frame: pd.DataFrame, actor: str, now: dt.datetime) -> 
 
 def main() -> None:
     """The page."""
-    actor = require_role(*ROLES)
+    actor = require_page("missing_registers").email
     st.title("Missing registers")
     warehouse = get_warehouse()
     generation = current_generation(warehouse)

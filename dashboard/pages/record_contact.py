@@ -20,7 +20,7 @@ from dashboard.common import (
     get_ops_engine,
     get_warehouse,
     no_data_state,
-    require_role,
+    require_page,
     run_or_stop,
 )
 from reports import recipients
@@ -217,7 +217,7 @@ def history_section(engine: Any, student_id: str) -> None:
 
 def main() -> None:
     """The page."""
-    actor = require_role(*messaging.RECORD_CONTACT_ROLES)
+    actor = require_page("record_contact").email
     st.title("Record a contact")
     warehouse = get_warehouse()
     generation = current_generation(warehouse)

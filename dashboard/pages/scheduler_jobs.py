@@ -6,12 +6,9 @@ import streamlit as st
 
 from dashboard import home_ui
 from dashboard.common import (
-    ADMIN,
-    DATA_MANAGER,
-    SENIOR_LEADER,
     get_ops_engine,
     get_settings,
-    require_role,
+    require_page,
     run_or_stop,
 )
 from scheduler.status import recent_runs
@@ -21,7 +18,7 @@ ALL_JOBS = "All jobs"
 
 def main() -> None:
     """The job table, a warning for overdue or failed jobs, and recent runs."""
-    require_role(ADMIN, DATA_MANAGER, SENIOR_LEADER)
+    require_page("scheduler")
     settings = get_settings()
     engine = get_ops_engine()
     st.title("Scheduler")

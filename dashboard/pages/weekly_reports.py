@@ -10,14 +10,12 @@ import streamlit as st
 
 from dashboard import reports_ui
 from dashboard.common import (
-    ADMIN,
-    SENIOR_LEADER,
     current_generation,
     get_ops_engine,
     get_settings,
     get_warehouse,
     no_data_state,
-    require_role,
+    require_page,
     run_or_stop,
 )
 from reports.export import csv_bytes
@@ -266,7 +264,7 @@ def preview_section(settings: Any, engine: Any, frame: Any, actor: str) -> None:
 
 
 def main() -> None:
-    actor = require_role(SENIOR_LEADER, ADMIN)
+    actor = require_page("weekly_reports").email
     settings = get_settings()
     engine = get_ops_engine()
     st.title("Weekly reports")
