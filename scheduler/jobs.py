@@ -13,6 +13,13 @@ absence_texts      every 2 min from school_day_start    only within the school d
                    to school_day_end (schedule_         slot's lateness): one run plans
                    absence_texts_minutes)               every text due so far today; a
                                                         day missed is never made up
+register_          every 5 min in the school day        only within the school day: one
+reminders          (schedule_reminders_minutes)         run sends all due so far today
+alerts             every 5 min (schedule_alerts_        always, at once: each crossing
+                   minutes)                             fires once in its window
+weekly_reports     every 5 min (schedule_reports_       a report up to 12 h late is sent;
+                   minutes): each report's own day      later ones are skipped (recorded)
+                   and time (dashboard)
 dispatch           every 15 s (schedule_dispatch_       always, at once: the outbox
                    seconds)                             keeps every message until sent
 delivery           every 5 min (schedule_delivery_      always, at once: one poll asks
@@ -188,6 +195,27 @@ def load_drop_folder_job(ctx: JobContext) -> JobResult:
     return JobResult(counts=counts)
 
 
+def alerts_job(ctx: JobContext) -> JobResult:
+    """Evaluate the staff alert rules and deliver what fired (:mod:`scheduler.jobs_alerts`)."""
+    from scheduler.jobs_alerts import alerts_job as run
+
+    return run(ctx)
+
+
+def register_reminders_job(ctx: JobContext) -> JobResult:
+    """Remind teachers of missing registers, then escalate (:mod:`scheduler.jobs_reminders`)."""
+    from scheduler.jobs_reminders import reminders_job as run
+
+    return run(ctx)
+
+
+def weekly_reports_job(ctx: JobContext) -> JobResult:
+    """E-mail the weekly reports that are due (:mod:`scheduler.jobs_reports`)."""
+    from scheduler.jobs_reports import weekly_reports_job as run
+
+    return run(ctx)
+
+
 # ---- notices to data managers ----------------------------------------------------------
 
 
@@ -287,6 +315,7 @@ def build_jobs(settings: Settings) -> list[JobSpec]:
     texts they make due, then dispatch sends what was queued.
     """
     absence_every = _every(settings, "schedule_absence_texts_minutes", "minutes")
+    reminders_every = _every(settings, "schedule_reminders_minutes", "minutes")
     return [
         JobSpec(
             "load_drop_folder",
@@ -302,6 +331,29 @@ def build_jobs(settings: Settings) -> list[JobSpec]:
             window=school_day(settings),
             catch_up_rule="same school day only: after downtime one run at once plans every "
             "text due so far today; runs missed on a day that is over are never made up",
+        ),
+        JobSpec(
+            "register_reminders",
+            reminders_every,
+            register_reminders_job,
+            catch_up=reminders_every,
+            window=school_day(settings),
+            catch_up_rule="same school day only: one run at once sends every reminder due so "
+            "far today (each lesson's reminder once); a day that is over is never made up",
+        ),
+        JobSpec(
+            "alerts",
+            _every(settings, "schedule_alerts_minutes", "minutes"),
+            alerts_job,
+            catch_up_rule="always: one run at once fires every crossing in its window (each "
+            "once); attendance rules wait while registers are stale",
+        ),
+        JobSpec(
+            "weekly_reports",
+            _every(settings, "schedule_reports_minutes", "minutes"),
+            weekly_reports_job,
+            catch_up_rule="always: a report missed by up to 12 hours is sent at once; one "
+            "missed by longer is recorded as skipped and waits for next week",
         ),
         JobSpec(
             "dispatch",

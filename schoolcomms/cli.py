@@ -242,7 +242,7 @@ def sample(
     weekend_school_day: bool,
 ) -> None:
     """Write deterministic synthetic extracts (and optionally load them, with a starter
-    message bank).
+    message bank, starter alert rules and weekly report schedules).
 
     \b
     Example:
@@ -261,11 +261,22 @@ def sample(
     if and_load:
         ctx.invoke(load, paths=(out,), dry_run=False, profile=None, from_sql=False, as_json=False)
         from schoolcomms.ops.db import open_ops
+        from senders.alerts.rules import seed_default_rules
         from senders.bank import seed_default_templates
+        from senders.report_schedules import seed_default_schedules
 
-        added = seed_default_templates(open_ops(settings))
+        engine = open_ops(settings)
+        added = seed_default_templates(engine)
         if added:
             click.echo(f"Added {len(added)} example templates to the message bank.")
+        rules = seed_default_rules(engine)
+        if rules:
+            click.echo(f"Added {len(rules)} starter alert rules: {', '.join(rules)}.")
+        schedules = seed_default_schedules(engine, settings)
+        if schedules:
+            click.echo(
+                f"Added {len(schedules)} weekly report schedules (see the Weekly reports page)."
+            )
     (out / "DATE").write_text(day.isoformat())
 
 
@@ -308,6 +319,28 @@ def _streamlit_argv(settings: Settings, port: int) -> list[str]:
     ]
 
 
+def _first_admin(settings: Settings) -> None:
+    """Create the first admin account on a new ops store and print its password once."""
+    from schoolcomms.auth import FIRST_ADMIN_EMAIL, ensure_first_admin
+    from schoolcomms.ops.db import open_ops
+
+    password = ensure_first_admin(open_ops(settings))
+    if password:
+        click.echo(
+            "\n".join(
+                [
+                    "",
+                    "A first administrator account was created. Sign in to the dashboard with:",
+                    f"    e-mail:   {FIRST_ADMIN_EMAIL}",
+                    f"    password: {password}",
+                    "This is shown only now; you will choose your own password at first sign-in.",
+                    "Lost it? `schoolcomms users reset admin@localhost` prints a new one.",
+                    "",
+                ]
+            )
+        )
+
+
 @main.command()
 @click.option("--port", default=8501, show_default=True)
 @click.pass_context
@@ -319,6 +352,7 @@ def dashboard(ctx: click.Context, port: int) -> None:
       schoolcomms --data-dir data dashboard --port 8501
     """
     settings = _settings(ctx)
+    _first_admin(settings)
     os.environ[DATA_DIR_ENV] = str(settings.data_dir)
     argv = _streamlit_argv(settings, port)
     os.execv(argv[0], argv)
@@ -341,6 +375,7 @@ def run(ctx: click.Context, port: int) -> None:
     settings = _settings(ctx)
     base = [sys.executable, "-m", "schoolcomms", "--data-dir", str(settings.data_dir)]
     env = {**os.environ, DATA_DIR_ENV: str(settings.data_dir)}
+    _first_admin(settings)
     click.echo(
         f"Dashboard on http://localhost:{port} (data in {settings.data_dir}). "
         "Ctrl-C stops everything."
@@ -373,9 +408,13 @@ def run(ctx: click.Context, port: int) -> None:
                 process.kill()
 
 
-# The messaging and scheduler commands register themselves on `main`.
+# The other command groups register themselves on `main`.
 from schoolcomms import cli_messaging  # noqa: E402, F401, I001
 from schoolcomms import cli_scheduler  # noqa: E402, F401
+from schoolcomms import cli_reminders  # noqa: E402, F401
+from schoolcomms import cli_reports  # noqa: E402, F401
+from schoolcomms import cli_alerts  # noqa: E402, F401
+from schoolcomms import cli_users  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()
