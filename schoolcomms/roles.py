@@ -64,6 +64,27 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "alert_rules": ("admin", "senior_leader"),
     "audit_log": ("admin",),
     "users": ("admin",),
+    "attendance": (
+        "admin",
+        "senior_leader",
+        "attendance_officer",
+        "pastoral",
+        "office",
+        "data_manager",
+    ),
+    "behaviour": ("admin", "senior_leader", "pastoral", "teacher", "office"),
+    "detentions": ("admin", "senior_leader", "pastoral", "office"),
+    "homework": ("admin", "senior_leader", "pastoral", "teacher", "office"),
+    "grades": ("admin", "senior_leader", "pastoral", "teacher"),
+    "contact_reports": (
+        "admin",
+        "senior_leader",
+        "attendance_officer",
+        "data_manager",
+        "office",
+    ),
+    "notices": ("admin", "senior_leader", "data_manager", "pastoral", "office"),
+    "settings": ("admin",),
 }
 
 # action key -> roles that may do it (checked again when the action runs)
@@ -84,6 +105,35 @@ ACTION_ROLES: dict[str, tuple[str, ...]] = {
     "notices.read_all": ("admin", "senior_leader", "data_manager"),
     "users.manage": ("admin",),
     "audit.view": ("admin",),
+    "query.mark": (
+        "admin",
+        "senior_leader",
+        "attendance_officer",
+        "pastoral",
+        "office",
+        "data_manager",
+    ),
+    "query.grade": ("admin", "senior_leader", "pastoral", "teacher"),
+    # Answering is also limited to the query's own teacher (or an admin) by the code.
+    "query.answer": EVERYONE,
+    "referral.create": (
+        "admin",
+        "senior_leader",
+        "attendance_officer",
+        "pastoral",
+        "teacher",
+        "office",
+    ),
+    # Actioning is also limited to the referral's own member of staff (or pastoral/admin).
+    "referral.action": EVERYONE,
+    "assistance.request": EVERYONE,
+    "assistance.acknowledge": ("admin", "senior_leader", "office"),
+    "notices.send": ("admin", "senior_leader", "data_manager", "pastoral", "office"),
+    "letters.print": ("admin", "attendance_officer", "pastoral", "office"),
+    "staff_emails.view": ("admin", "senior_leader", "data_manager", "office"),
+    "settings.edit": ("admin",),
+    "settings.test_send": ("admin",),
+    "calendar.own": EVERYONE,
 }
 
 

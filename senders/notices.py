@@ -24,7 +24,15 @@ from schoolcomms.ops.models import Notice, utcnow
 from schoolcomms.settings import Settings
 from senders.outbox import NewMessage, enqueue_in, insert_ignoring_conflicts
 
-AUDIENCES: tuple[str, ...] = ("data_manager", "senior_leader", "admin")
+AUDIENCES: tuple[str, ...] = (
+    "data_manager",
+    "senior_leader",
+    "admin",
+    "office",
+    "attendance_officer",
+    "pastoral",
+    "teacher",
+)
 ACTOR = "scheduler"
 
 

@@ -44,7 +44,7 @@ from schoolcomms.settings import MASK, Settings
 
 T0 = datetime(2025, 11, 3, 7, 30, 0, tzinfo=UTC)
 
-HEAD = "0007"
+HEAD = "0008"
 MESSAGING_TABLES = {
     "batches",
     "messages",
@@ -56,7 +56,14 @@ MESSAGING_TABLES = {
 }
 SCHEDULER_TABLES = {"job_runs"}
 ALERT_TABLES = {"notices", "alert_rules", "alert_firings", "staff_groups", "report_schedules"}
-USER_TABLES = {"users"}
+USER_TABLES = {
+    "users",
+    "referral_options",
+    "referrals",
+    "assistance_requests",
+    "staff_queries",
+    "calendar_sources",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -190,6 +197,12 @@ def test_indexes_and_constraint_names_follow_the_convention(
         "ix_notices_audience",
         "ix_notices_created_at",
         "ix_alert_firings_rule_id",
+        "ix_referrals_student_id",
+        "ix_referrals_to_staff_id",
+        "ix_assistance_requests_created_at",
+        "ix_staff_queries_student_id",
+        "ix_staff_queries_to_staff_id",
+        "ix_calendar_sources_user_email",
     }
     sql = {name: text for _, name, text in schema}
     assert "CONSTRAINT pk_load_runs PRIMARY KEY" in sql["load_runs"]

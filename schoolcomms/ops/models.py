@@ -552,3 +552,99 @@ class User(Base):
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email} {self.roles}>"
+
+
+# ---- staff workflow: referrals, assistance, queries, calendars ---------------------------
+
+REFERRAL_STATES: tuple[str, ...] = ("open", "actioned", "closed")
+
+
+class ReferralOption(Base):
+    """An entry of the configured referral list: who behaviour can be referred to."""
+
+    __tablename__ = "referral_options"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(255), unique=True)
+    staff_id: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+
+class Referral(Base):
+    """A pupil referred to a member of staff (usually about a behaviour incident)."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    student_id: Mapped[str] = mapped_column(String(64), index=True)
+    incident_id: Mapped[str | None] = mapped_column(String(64))
+    to_staff_id: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # One of REFERRAL_STATES.
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    outcome_note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+    actioned_at: Mapped[datetime | None]
+    actioned_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class AssistanceRequest(Base):
+    """An emergency assistance request: shown live to the office until acknowledged."""
+
+    __tablename__ = "assistance_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    location: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(255))
+    staff_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255))
+
+
+QUERY_KINDS: tuple[str, ...] = ("mark", "grade")
+QUERY_STATES: tuple[str, ...] = ("open", "answered", "closed")
+
+
+class StaffQuery(Base):
+    """A query about an attendance mark or a grade, sent to the teacher who entered it."""
+
+    __tablename__ = "staff_queries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # One of QUERY_KINDS.
+    kind: Mapped[str] = mapped_column(String(8))
+    student_id: Mapped[str] = mapped_column(String(64), index=True)
+    # The lesson_id of a mark, or the grade_id of a grade.
+    subject_ref: Mapped[str] = mapped_column(String(64))
+    # The mark or grade as it was when asked about, and its context for the inbox.
+    current_value: Mapped[str] = mapped_column(String(255), default="")
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    to_staff_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    # One of QUERY_STATES.
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+    answered_at: Mapped[datetime | None]
+    answered_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class CalendarSource(Base):
+    """A calendar shown on a user's homepage: an ICS feed URL or an uploaded ICS file."""
+
+    __tablename__ = "calendar_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_email: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="Calendar")
+    # "url" or "file"; for "file" the ICS text itself is kept in ``content``.
+    kind: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    content: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
