@@ -8,7 +8,7 @@ DATA   ?= data
 # A 16-19 college: the absence-text rule applies to 16-19 students (docs/messaging.md).
 SAMPLE_SIZE ?= college
 
-.PHONY: run test bench lint sample dashboard clean-data docs
+.PHONY: run test e2e bench lint sample dashboard clean-data docs
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,17 @@ sample: $(STAMP)
 	  $(BIN)/schoolcomms --data-dir $(DATA) sample --size $(SAMPLE_SIZE) --date $(TODAY) --weekend-school-day --out $(DATA)/sample --load; \
 	else echo "Sample data for $(TODAY) already loaded (delete $(DATA)/sample to regenerate)."; fi
 
-## Run the whole test suite.
+## Run the whole test suite (the end-to-end browser tests are `make e2e`).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --ignore=tests/e2e
+
+## End-to-end tests in headless Chromium (Debian's, installed when missing), timed.
+e2e: $(STAMP)
+	@bash scripts/install_chromium.sh || { echo "make e2e: Chromium is not available, so the end-to-end tests cannot run (see above)." >&2; exit 1; }
+	@start=$$(date +%s); status=0; \
+	$(BIN)/python -m pytest tests/e2e -p no:xdist -q || status=$$?; \
+	echo "make e2e: the end-to-end tests took $$(( $$(date +%s) - start )) s (exit $$status)."; \
+	exit $$status
 
 ## Benchmarks against their baselines, printed as a table.
 bench: $(STAMP)

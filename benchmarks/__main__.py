@@ -11,8 +11,15 @@ about 40 s), ``BENCH_SMS`` (default 10,000 SMS at 50 a second: about 200 s, one 
 ``BENCH_MEMORY_MESSAGES`` (default 100,000) and ``BENCH_MEMORY_SECONDS`` (default 180:
 the dispatch of that batch is stopped after this long, and the memory row says "part"
 and how far it got; 0 waits for the end, about 8 minutes for 100,000 on 2 cores). ``BENCH_ONLY`` (e.g. ``sms,planning``) runs only some of the
-groups load, email, sms, planning and memory, and writes its results to the cache folder
+groups load, email, sms, planning, memory and scheduler, and writes its results to the cache folder
 (``BENCH_CACHE``) instead of ``latest.json``.
+
+The scheduler benchmarks (:mod:`benchmarks.scheduler`, issue 4): absence-text planning
+for ``BENCH_SCHEDULER_SIZES`` students (default 1,000, 10,000, 50,000, 100,000; the
+warehouses are built once into the cache folder, about a minute) against a naive
+per-student planner, printed as a curve; the idle scheduler tick against a plain
+``schedule`` scheduler; and alert evaluation (:mod:`benchmarks.alerts`) over the sample
+college (``schoolcomms sample --size college --load``, built once into the cache folder).
 """
 
 from __future__ import annotations
@@ -311,12 +318,20 @@ def bench_memory() -> list[dict]:
     ]
 
 
+def bench_scheduler() -> list[dict]:
+    """Absence-text planning from 1,000 to 100,000 students, idle tick, alert evaluation."""
+    from benchmarks.scheduler import bench, sizes_from_env
+
+    return bench(CACHE, RUNS, sizes_from_env())
+
+
 GROUPS: dict[str, Callable[[], list[dict]]] = {
     "load": bench_load,
     "email": bench_email,
     "sms": bench_sms,
     "planning": bench_planning,
     "memory": bench_memory,
+    "scheduler": bench_scheduler,
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
 from sqlalchemy import Engine
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
 from schoolcomms.auth import SignedIn
 from schoolcomms.roles import PermissionDenied, can, check_action, check_page
@@ -67,11 +68,21 @@ def _ops_engine_for(url: str, directory: str) -> Engine:
     return open_ops(_settings_for(directory))
 
 
+def halt() -> NoReturn:
+    """Stop this run of the page here, always.
+
+    ``st.stop()`` only requests a stop, which a pending rerun can override, and then
+    the code after it would run (e.g. with no signed-in user); raising the runner's own
+    StopException ends the run for certain.
+    """
+    st.stop()
+    raise StopException()
+
+
 def stop_with_error(message: str) -> NoReturn:
     """Show ``message`` as an error and stop the page here."""
     st.error(message)
-    st.stop()
-    raise AssertionError("unreachable")  # st.stop() raises; keeps type checkers honest
+    halt()
 
 
 def get_settings() -> Settings:
@@ -131,10 +142,10 @@ def _signed_in_or_stop() -> SignedIn:
     if user is None:
         st.session_state.pop(USER, None)
         auth_ui.sign_in_form()
-        st.stop()
+        halt()
     if user.must_change_password:
         auth_ui.change_password_form(user)
-        st.stop()
+        halt()
     st.session_state[USER] = user
     st.session_state["actor"] = user.email
     return user

@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from reports.contacts import school_order
 from reports.messages import batch_of_keys
 from schoolcomms.ops.history import audit
+from schoolcomms.roles import ACTION_ROLES, PAGE_ROLES, can
 from schoolcomms.settings import Settings
 from senders.compose import ComposeError, Composition, Plan, enqueue_plan
 from senders.recipients import RecipientRule
@@ -42,7 +43,7 @@ LONDON = ZoneInfo("Europe/London")
 
 # ---- roles -----------------------------------------------------------------------------
 # The same names as dashboard.common (kept here as plain strings so that this module
-# does not import Streamlit). Sign-in is not built yet: require_role() lets everyone in.
+# does not import Streamlit). Who may do what is the matrix in schoolcomms.roles.
 ADMIN = "admin"
 DATA_MANAGER = "data_manager"
 SENIOR_LEADER = "senior_leader"
@@ -51,13 +52,10 @@ OFFICE = "office"
 PASTORAL = "pastoral"
 TEACHER = "teacher"
 
-# A senior leader may read the message log but cannot send.
-COMPOSE_ROLES = (ADMIN, ATTENDANCE_OFFICER, PASTORAL, OFFICE)
-HISTORY_ROLES = (ADMIN, SENIOR_LEADER, ATTENDANCE_OFFICER, PASTORAL, OFFICE, DATA_MANAGER)
-BANK_ROLES = HISTORY_ROLES
-RECORD_CONTACT_ROLES = (*HISTORY_ROLES, TEACHER)
-# Who may confirm an SMS batch over the budget (setting sms_batch_budget_pence).
-OVER_BUDGET_ROLES = (ADMIN, SENIOR_LEADER)
+# Who may open each messaging page (a senior leader may read the log but cannot send).
+COMPOSE_ROLES = PAGE_ROLES["compose"]
+HISTORY_ROLES = PAGE_ROLES["message_history"]
+RECORD_CONTACT_ROLES = PAGE_ROLES["record_contact"]
 
 # ---- pages -----------------------------------------------------------------------------
 COMPOSE_PAGE = "pages/compose.py"
@@ -78,16 +76,96 @@ DIRECTION_LABELS = {"out": "We contacted them", "in": "They contacted us"}
 OTHER_CONTACT = "__other__"
 
 
-def may_confirm_over_budget(user_roles: Collection[str] | None) -> bool:
-    """May this user confirm an SMS batch over the budget?
+def may_confirm_over_budget(user_roles: Collection[str]) -> bool:
+    """May someone with ``user_roles`` confirm an SMS batch over the budget?
 
-    ``user_roles`` is None until sign-in exists: then everyone may. Once users have
-    roles, only :data:`OVER_BUDGET_ROLES` may. The Send action checks this again on
-    the server, whatever the page showed.
+    The action ``send.over_budget`` of the role matrix; :func:`send` checks it again
+    when the batch is queued, whatever the page showed.
     """
-    if user_roles is None:
-        return True
-    return any(role in OVER_BUDGET_ROLES for role in user_roles)
+    return can(user_roles, "send.over_budget")
+
+
+def over_budget_roles() -> str:
+    """Who may confirm an SMS batch over the budget, in words ("admin or attendance officer")."""
+    names = [r.replace("_", " ") for r in ACTION_ROLES["send.over_budget"]]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def send_action(student_count: int) -> str:
+    """The action a send about ``student_count`` pupils needs: ``send.single`` for one
+    pupil's parents, ``send.bulk`` for more (teachers may only do the first)."""
+    return "send.bulk" if student_count > 1 else "send.single"
+
+
+def may_send_bulk(user_roles: Collection[str]) -> bool:
+    """Whether ``user_roles`` may message the parents of several pupils at once."""
+    return can(user_roles, "send.bulk")
+
+
+def pupils_word(count: int) -> str:
+    """'1 pupil', '12 pupils'."""
+    return f"{count} pupil" if count == 1 else f"{count} pupils"
+
+
+@dataclass(frozen=True)
+class Prefill:
+    """A ``compose_prefill`` handed over by another page, checked: what to put where."""
+
+    student_ids: tuple[str, ...]
+    channel: str | None
+    template: str | None
+    body: str | None
+    subject: str | None
+    source: str
+    note: str
+    problems: tuple[str, ...] = ()
+
+    @property
+    def arrival(self) -> str:
+        """'12 pupils from Attendance' (and what it is about, when the page said)."""
+        about = f": {self.note}" if self.note else ""
+        return f"{pupils_word(len(self.student_ids))} from {self.source}{about}"
+
+
+def read_prefill(raw: Any) -> Prefill:
+    """Check a ``compose_prefill`` dict (see the working agreement); problems in words.
+
+    Keys: ``student_ids`` (list), ``channel`` (sms, email, letter), optional
+    ``template`` (a message bank name) or ``body`` (and ``subject``), ``source`` (the
+    page's name) and ``note``. Unknown channels are dropped with a problem; a prefill
+    for pupils themselves (``recipients: pupils``) is refused in words, as Compose
+    writes to parents and carers.
+    """
+    data = raw if isinstance(raw, dict) else {}
+    problems: list[str] = []
+    ids = data.get("student_ids") or []
+    if isinstance(ids, str):
+        ids = parse_student_ids(ids)
+    student_ids = tuple(dict.fromkeys(str(i).strip() for i in ids if str(i).strip()))
+    channel = data.get("channel")
+    if channel is not None and channel not in CHANNEL_LABELS:
+        problems.append(f"Compose cannot send by {channel!r}; choose SMS, e-mail or a letter.")
+        channel = None
+    if data.get("recipients") == "pupils":
+        problems.append(
+            "Compose writes to parents and carers, not to pupils themselves: the message "
+            "below goes to each pupil's contacts."
+        )
+
+    def text(key: str) -> str | None:
+        value = data.get(key)
+        return None if value is None or not str(value).strip() else str(value)
+
+    return Prefill(
+        student_ids=student_ids,
+        channel=channel,
+        template=text("template"),
+        body=text("body"),
+        subject=text("subject"),
+        source=text("source") or "another page",
+        note=text("note") or "",
+        problems=tuple(problems),
+    )
 
 
 # ---- choosing pupils -------------------------------------------------------------------
@@ -301,7 +379,7 @@ def send(
     *,
     actor: str,
     over_budget_confirmed: bool = False,
-    user_roles: Collection[str] | None = None,
+    user_roles: Collection[str] = (),
     sent: MutableMapping[str, int] | None = None,
 ) -> SendOutcome:
     """Put a previewed plan in the outbox once; a second call queues nothing new.
@@ -309,8 +387,8 @@ def send(
     ``sent`` (the page's session state) maps request keys to batch ids already queued
     in this session. A plan whose messages are already in the outbox (another tab, a
     rerun that was cut short) is not queued again either. The over-budget
-    confirmation is checked here against ``user_roles`` (None: no sign-in yet, so
-    anyone may). Refusals raise :class:`ComposeError` in words.
+    confirmation is checked here against the signed-in user's ``user_roles`` (action
+    ``send.over_budget``). Refusals raise :class:`ComposeError` in words.
     """
     sent = sent if sent is not None else {}
     key = plan.composition.request_key
@@ -324,8 +402,8 @@ def send(
     if plan.over_budget and over_budget_confirmed and not may_confirm_over_budget(user_roles):
         raise ComposeError(
             f"This SMS batch would cost about {pounds(plan.total_cost_pence)}, more than the "
-            f"{pounds(plan.budget_pence)} a batch may cost, and only an admin or a senior "
-            "leader can confirm that. Ask one of them, or send to fewer pupils."
+            f"{pounds(plan.budget_pence)} a batch may cost, and only an "
+            f"{over_budget_roles()} can confirm that. Ask one of them, or send to fewer pupils."
         )
     existing = batch_of_keys(engine, [m.idempotency_key for m in plan.messages])
     if existing is not None:
@@ -563,7 +641,6 @@ def follow_up_datetime(day: dt.date | None) -> dt.datetime | None:
 __all__ = [
     "ADMIN",
     "ATTENDANCE_OFFICER",
-    "BANK_ROLES",
     "CHANNEL_LABELS",
     "COMPOSE_PAGE",
     "COMPOSE_ROLES",
@@ -577,7 +654,7 @@ __all__ = [
     "MESSAGE_HISTORY_PAGE",
     "OFFICE",
     "OTHER_CONTACT",
-    "OVER_BUDGET_ROLES",
+    "Prefill",
     "PASTORAL",
     "RECORD_CONTACT_PAGE",
     "RECORD_CONTACT_ROLES",
@@ -600,9 +677,11 @@ __all__ = [
     "london_now",
     "london_to_utc",
     "may_confirm_over_budget",
+    "may_send_bulk",
     "merge_field_help",
     "message_label",
     "messages_table",
+    "over_budget_roles",
     "parse_student_ids",
     "picker_key",
     "pounds",
@@ -611,8 +690,11 @@ __all__ = [
     "progress_done",
     "progress_summary",
     "pupil_label",
+    "pupils_word",
+    "read_prefill",
     "school_sorted",
     "selected_ids",
     "selected_message_ids",
     "send",
+    "send_action",
 ]

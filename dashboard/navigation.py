@@ -58,10 +58,27 @@ PAGES: tuple[PageEntry, ...] = (
         "Staff", "pages/alert_rules.py", "Alert rules", ":material/notifications:", "alert_rules"
     ),
     PageEntry(
+        "Pupils", "pages/attendance.py", "Attendance", ":material/event_available:", "attendance"
+    ),
+    PageEntry(
+        "Pupils", "pages/behaviour.py", "Behaviour", ":material/thumbs_up_down:", "behaviour"
+    ),
+    PageEntry("Pupils", "pages/detentions.py", "Detentions", ":material/timer:", "detentions"),
+    PageEntry("Pupils", "pages/homework.py", "Homework", ":material/menu_book:", "homework"),
+    PageEntry("Pupils", "pages/grades.py", "Grades", ":material/grading:", "grades"),
+    PageEntry("Staff", "pages/notices.py", "Send a notice", ":material/campaign:", "notices"),
+    PageEntry(
+        "Reports",
+        "pages/contact_reports.py",
+        "Contact reports",
+        ":material/summarize:",
+        "contact_reports",
+    ),
+    PageEntry(
         "Reports",
         "pages/weekly_reports.py",
         "Weekly reports",
-        ":material/summarize:",
+        ":material/event_repeat:",
         "weekly_reports",
     ),
     PageEntry(
@@ -73,6 +90,7 @@ PAGES: tuple[PageEntry, ...] = (
     ),
     PageEntry("Data", "pages/data_loads.py", "Data loads", ":material/upload_file:", "data_loads"),
     PageEntry("Data", "pages/scheduler_jobs.py", "Scheduler", ":material/schedule:", "scheduler"),
+    PageEntry("Admin", "pages/settings_page.py", "Settings", ":material/settings:", "settings"),
     PageEntry("Admin", "pages/users.py", "Users", ":material/group:", "users"),
     PageEntry("Admin", "pages/audit_log.py", "Audit log", ":material/policy:", "audit_log"),
 )

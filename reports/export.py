@@ -37,9 +37,14 @@ def csv_bytes(frame: pd.DataFrame, *, index: bool = False) -> bytes:
     out = frame.copy()
     for column in out.columns:
         values = out[column]
-        changed = values.map(lambda v: escape_cell(v) is not v).astype(bool)
-        if changed.any():
-            out[column] = values.astype(object).where(~changed, values.map(escape_cell))
+        if pd.api.types.is_bool_dtype(values):
+            continue
+        # Vectorised: the text of every non-missing cell, checked at once (no per-cell Python).
+        present = values.notna()
+        text = values.astype(str)
+        risky = present & text.str.startswith(FORMULA_PREFIXES)
+        if risky.any():
+            out[column] = values.astype(object).where(~risky, "'" + text)
     out.columns = [escape_cell(str(c)) for c in out.columns]
     text = out.to_csv(index=index, lineterminator="\r\n")
     return text.encode("utf-8-sig")

@@ -184,7 +184,7 @@ def message_activity(
     return frame
 
 
-def _month(created_at: pd.Series) -> pd.Series:
+def london_month(created_at: pd.Series) -> pd.Series:
     """First day of the London calendar month of each (aware) time, as a naive Timestamp."""
     local = created_at.dt.tz_convert(LONDON).dt.tz_localize(None)
     return local.dt.to_period("M").dt.to_timestamp()
@@ -200,7 +200,7 @@ def sms_cost_by_month(activity: pd.DataFrame) -> pd.DataFrame:
     if charged.empty:
         return pd.DataFrame(columns=list(COST_BY_MONTH_COLUMNS))
     grouped = (
-        charged.assign(month=_month(charged["created_at"]))
+        charged.assign(month=london_month(charged["created_at"]))
         .groupby("month", as_index=False)
         .agg(
             messages=("status", "size"),
@@ -225,7 +225,7 @@ def messages_by(activity: pd.DataFrame, *by: str) -> pd.DataFrame:
         raise ValueError(f"Cannot count messages by {', '.join(unknown)}.")
     data = activity
     if "month" in by:
-        data = activity.assign(month=_month(activity["created_at"]))
+        data = activity.assign(month=london_month(activity["created_at"]))
     if data.empty:
         return pd.DataFrame(columns=[*by, "messages"])
     counted = data.groupby(list(by), as_index=False).size().rename(columns={"size": "messages"})

@@ -141,3 +141,23 @@ def responsibilities_of(warehouse: Warehouse, staff_id: str) -> pd.DataFrame:
         "WHERE staff_id = $id ORDER BY role, scope",
         {"id": staff_id},
     )
+
+
+def responsibilities_table(warehouse: Warehouse) -> pd.DataFrame:
+    """Every responsibility with the holder's name: ``staff, staff_id, role, scope``.
+
+    ``role`` is the label (e.g. "Form tutor"); a blank scope reads "Whole school". One
+    query, ordered by surname then role.
+    """
+    frame = warehouse.query(
+        """
+        SELECT trim(concat_ws(' ', nullif(s.title, ''), nullif(s.forename, ''), s.surname))
+                   AS staff,
+               r.staff_id, r.role, coalesce(nullif(trim(r.scope), ''), '') AS scope
+        FROM responsibilities r JOIN staff s ON s.staff_id = r.staff_id
+        ORDER BY s.surname, s.forename, r.staff_id, r.role, r.scope
+        """
+    )
+    frame["role"] = frame["role"].map(lambda r: ROLE_LABELS.get(r, str(r).replace("_", " ")))
+    frame["scope"] = frame["scope"].replace("", "Whole school")
+    return frame[["staff", "staff_id", "role", "scope"]]

@@ -589,6 +589,15 @@ REGISTRY: dict[str, Setting] = {
             section="sign-in",
         ),
         Setting(
+            "calendar_allow_private_hosts",
+            "bool",
+            False,
+            "Whether homepage calendar feeds may be read from private, loopback or "
+            "link-local addresses (inside the school's network). Off: only public addresses, "
+            "so nobody can make the server fetch internal pages.",
+            section="sign-in",
+        ),
+        Setting(
             "school_address",
             "str",
             "",
@@ -615,7 +624,8 @@ def resolve_data_dir(
     return Path(raw).expanduser().resolve()
 
 
-def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+def coerce(setting: Setting, value: Any, origin: str) -> Any:
+    """``value`` as ``setting``'s type, or :class:`SettingsError` naming where it came from."""
     try:
         if setting.type == "str":
             return str(value)
@@ -718,13 +728,13 @@ class Settings:
         setting = REGISTRY[name]
         origin = self.source(name)
         if origin == "override":
-            return _coerce(setting, self._overrides[name], "an override")
+            return coerce(setting, self._overrides[name], "an override")
         if origin == "env":
-            return _coerce(setting, self._env[setting.env_var], setting.env_var)
+            return coerce(setting, self._env[setting.env_var], setting.env_var)
         if origin == "secrets":
-            return _coerce(setting, self._secret_values[name], str(self._secrets_path))
+            return coerce(setting, self._secret_values[name], str(self._secrets_path))
         if origin == "file":
-            return _coerce(setting, self._file_values[name], str(self.settings_file))
+            return coerce(setting, self._file_values[name], str(self.settings_file))
         return setting.default
 
     def __getattr__(self, name: str) -> Any:

@@ -253,8 +253,8 @@ def enqueue_plan(
     if plan.over_budget and not over_budget_confirmed:
         raise ComposeError(
             f"This SMS batch would cost about £{plan.total_cost_pence / 100:,.2f}, more than "
-            f"the £{plan.budget_pence / 100:,.2f} a batch may cost without confirmation. A "
-            "senior leader or admin can confirm it, or send to fewer pupils."
+            f"the £{plan.budget_pence / 100:,.2f} a batch may cost without confirmation. An "
+            "admin or attendance officer can confirm it, or send to fewer pupils."
         )
     composition = plan.composition
     new = [

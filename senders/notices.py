@@ -81,7 +81,8 @@ def data_manager_emails(settings: Settings) -> list[str]:
     return [a.strip() for a in str(settings["data_manager_emails"]).split(",") if a.strip()]
 
 
-def _email_message(notice: StaffNotice, to: str) -> NewMessage:
+def email_message(notice: StaffNotice, to: str) -> NewMessage:
+    """The e-mail that goes with ``notice`` to ``to`` (subject, text and escaped HTML)."""
     marker = "[Urgent] " if notice.urgent else ""
     body = f"{notice.body}\n\n— schoolcomms (this notice is also on your dashboard homepage)"
     paragraphs = "".join(
@@ -157,7 +158,7 @@ def deliver_in(
         elif send_email and notice.audience == "data_manager":
             addresses = data_manager_emails(settings)
         if addresses:
-            ids = enqueue_in(session, [_email_message(notice, a) for a in addresses], actor)
+            ids = enqueue_in(session, [email_message(notice, a) for a in addresses], actor)
             if ids:
                 session.execute(
                     update(Notice).where(Notice.id == notice_id).values(message_id=ids[0])

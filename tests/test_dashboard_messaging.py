@@ -518,8 +518,8 @@ def test_roles_per_page() -> None:
     assert common.SENIOR_LEADER not in messaging.COMPOSE_ROLES  # a senior leader cannot send
     assert common.SENIOR_LEADER in messaging.HISTORY_ROLES
     assert set(messaging.HISTORY_ROLES) <= set(messaging.RECORD_CONTACT_ROLES)
-    assert messaging.may_confirm_over_budget(None)  # no sign-in yet: anyone
-    assert messaging.may_confirm_over_budget(["senior_leader"])
+    assert messaging.may_confirm_over_budget(["attendance_officer"])
+    assert not messaging.may_confirm_over_budget(["senior_leader"])
     assert not messaging.may_confirm_over_budget(["office"])
 
 
@@ -558,7 +558,7 @@ def test_send_queues_a_plan_once_even_from_another_session(loaded: Settings) -> 
     over = Composition("sms", ["S1", "S2"], created_by="t", body="Hi {{ contact.name }}")
     big = plan_send(loaded, Warehouse.from_settings(loaded), engine, over)
     big.budget_pence = 1
-    with pytest.raises(ComposeError, match="only an admin or a senior leader"):
+    with pytest.raises(ComposeError, match="only an admin or attendance officer"):
         messaging.send(
             engine, loaded, big, actor="t", over_budget_confirmed=True, user_roles=["office"]
         )

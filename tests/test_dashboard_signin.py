@@ -161,7 +161,7 @@ def test_each_page_checks_the_role_on_the_server(school, roles, page_name, allow
 def test_navigation_shows_only_permitted_pages(school: Settings) -> None:
     assert unlisted_page_keys() == set(), "every page in the role matrix is in the navigation"
     teacher = {p.key for p in permitted_pages(["teacher"])}
-    assert teacher == {"home", "compose", "record_contact"}
+    assert teacher == {"home", "compose", "record_contact", "behaviour", "homework", "grades"}
     assert {p.key for p in permitted_pages(["admin"])} == {p.key for p in PAGES}
     for entry in PAGES:
         assert (ROOT / "dashboard" / entry.path).is_file(), entry.path

@@ -22,11 +22,15 @@ from dashboard.common import (
     get_warehouse,
     no_data_state,
     page_link_or_text,
+    require_action,
     require_page,
     run_or_stop,
+    signed_in_user,
+    user_can,
 )
 from reports import recipients
 from reports.contacts import school_order
+from schoolcomms.roles import PermissionDenied
 from senders import segments
 from senders.bank import list_templates
 from senders.compose import ComposeError, Plan, plan_send
@@ -44,6 +48,9 @@ PLAN_PROBLEMS = "compose_plan_problems"
 BATCH = "compose_batch"
 OUTCOME = "compose_outcome"
 SEND_PROBLEM = "compose_send_problem"
+PREFILL = "compose_prefill"  # set by other pages (see the working agreement), read once here
+PREFILLED = "compose_prefilled"  # the prefill applied: its pupils and where they came from
+PASTE = "compose_paste_ids"
 SOURCES = {"template": "A template from the message bank", "text": "Write the message"}
 POLL_SECONDS = 2
 
@@ -54,19 +61,61 @@ def pupils_for(folder: str, generation: int) -> pd.DataFrame:
     return recipients.pupil_picker(_warehouse_for(folder))
 
 
-def signed_in_roles() -> list[str] | None:
-    """The signed-in user's roles; None until sign-in exists (then nobody is restricted)."""
-    roles = st.session_state.get("user_roles")
-    return None if roles is None else list(roles)
+def apply_prefill() -> None:
+    """Take a prefill another page left (once): its pupils, channel, template or text.
+
+    The pupils go into the pasted ids (so they show whatever the table's filters), the
+    table selection and any earlier preview are cleared: it is a new message.
+    """
+    state = st.session_state
+    raw = state.pop(PREFILL, None)
+    if raw is None:
+        return
+    prefill = messaging.read_prefill(raw)
+    for key in [k for k in state if str(k).startswith("compose_pupils_")]:
+        del state[key]
+    for key in (PLAN, PLAN_FOR, PLAN_PROBLEMS, BATCH, OUTCOME, SEND_PROBLEM):
+        state.pop(key, None)
+    state[PASTE] = "\n".join(prefill.student_ids)
+    channel = prefill.channel or state.get("compose_channel") or "sms"
+    state["compose_channel"] = channel
+    if prefill.body is not None:
+        state["compose_body"] = prefill.body
+    if prefill.subject is not None:
+        state["compose_subject"] = prefill.subject
+    if prefill.template is not None:
+        state["compose_source"] = "template"
+        state[f"compose_template_{channel}"] = prefill.template
+    elif prefill.body is not None:
+        state["compose_source"] = "text"
+    state[PREFILLED] = prefill
+
+
+def prefill_notice(pasted: list[str]) -> None:
+    """Say where the pupils came from, while the pasted ids are still the ones handed over."""
+    prefill = st.session_state.get(PREFILLED)
+    if not isinstance(prefill, messaging.Prefill):
+        return
+    if list(prefill.student_ids) != pasted:
+        st.session_state.pop(PREFILLED, None)
+        return
+    st.info(prefill.arrival, icon=":material/input:")
+    for problem in prefill.problems:
+        st.warning(problem)
 
 
 def options(frame: pd.DataFrame, column: str) -> list[str]:
     return school_order([str(v) for v in frame[column].dropna().unique() if str(v).strip()])
 
 
-def pupils_section(folder: str, generation: int) -> list[str]:
-    """The pupil table with filters, plus pasted or uploaded ids; the ids chosen."""
+def pupils_section(folder: str, generation: int, *, bulk: bool) -> list[str]:
+    """The pupil table with filters, plus pasted or uploaded ids; the ids chosen.
+
+    Without ``bulk`` (a teacher), the table selects one pupil at a time.
+    """
     st.subheader("1. Pupils")
+    if not bulk:
+        st.caption("Your account may message one pupil's parents at a time: choose one pupil.")
     pupils = run_or_stop("read the list of pupils", pupils_for, folder, generation)
     form_col, year_col, name_col = st.columns(3)
     forms = form_col.multiselect("Form", options(pupils, "form"), key="compose_forms")
@@ -81,7 +130,7 @@ def pupils_section(folder: str, generation: int) -> list[str]:
         shown,
         key=messaging.picker_key(forms, years, search),
         on_select="rerun",
-        selection_mode="multi-row",
+        selection_mode="multi-row" if bulk else "single-row",
         hide_index=True,
         width="stretch",
         height=300,
@@ -93,11 +142,11 @@ def pupils_section(folder: str, generation: int) -> list[str]:
         },
     )
     from_table = messaging.selected_ids(shown, event)
-    with st.expander("Or paste or upload student ids", expanded=False):
+    with st.expander("Or paste or upload student ids", expanded=bool(st.session_state.get(PASTE))):
         pasted = messaging.parse_student_ids(
             st.text_area(
                 "Student ids",
-                key="compose_paste_ids",
+                key=PASTE,
                 help="One id a line, or separated by commas or spaces.",
             )
         )
@@ -113,6 +162,7 @@ def pupils_section(folder: str, generation: int) -> list[str]:
             except ValueError as exc:
                 st.error(str(exc))
     chosen = list(dict.fromkeys([*from_table, *pasted, *from_file]))
+    prefill_notice(pasted)
     if chosen:
         names = dict(zip(pupils["student_id"].astype(str), pupils["name"], strict=False))
         listed = ", ".join(f"{names.get(i, i)} ({i})" for i in chosen[:12])
@@ -126,6 +176,13 @@ def pupils_section(folder: str, generation: int) -> list[str]:
             )
     else:
         st.caption("No pupils chosen yet.")
+    if not bulk and len(chosen) > 1:
+        st.error(
+            f"{len(chosen)} pupils are chosen, but your account may message one pupil's "
+            "parents at a time. Keep one pupil (clear the pasted ids or the selection); "
+            "an attendance officer or the office can message several families at once.",
+            icon=":material/block:",
+        )
     return chosen
 
 
@@ -177,6 +234,13 @@ def message_section(engine: Any, settings: Any, channel: str) -> dict[str, Any]:
             )
             return {"template": None, "body": None, "subject": None, "missing": True}
         rows = {r["name"]: r for r in templates.to_dict("records")}
+        wanted = st.session_state.get(f"compose_template_{channel}")
+        if wanted is not None and wanted not in rows:
+            st.session_state.pop(f"compose_template_{channel}")
+            st.warning(
+                f"The template {wanted!r} is not among the {label} templates of the message "
+                "bank; choose one below or write the message."
+            )
         name = st.selectbox(
             f"{label} template",
             list(rows),
@@ -320,13 +384,14 @@ def send_section(engine: Any, settings: Any, plan: Plan, actor: str) -> None:
     sent = state.setdefault(SENT, {})
     already = sent.get(plan.composition.request_key)
     confirmed = False
+    roles = signed_in_user().roles
     if plan.over_budget:
-        allowed = messaging.may_confirm_over_budget(signed_in_roles())
+        allowed = messaging.may_confirm_over_budget(roles)
         confirmed = st.checkbox(
             f"I confirm this batch may cost about {messaging.pounds(plan.total_cost_pence)}",
             key="compose_confirm_budget",
             disabled=not allowed or already is not None,
-            help=None if allowed else "Only an admin or a senior leader can confirm this.",
+            help=None if allowed else f"Only an {messaging.over_budget_roles()} can confirm this.",
         )
     if st.button(
         "Send",
@@ -339,15 +404,19 @@ def send_section(engine: Any, settings: Any, plan: Plan, actor: str) -> None:
     ):
         state.pop(SEND_PROBLEM, None)
         try:
+            # Checked again here, on the server: a teacher may send about one pupil only.
+            require_action(messaging.send_action(len(plan.composition.student_ids)))
             outcome = messaging.send(
                 engine,
                 settings,
                 plan,
                 actor=actor,
                 over_budget_confirmed=confirmed,
-                user_roles=signed_in_roles(),
+                user_roles=roles,
                 sent=sent,
             )
+        except PermissionDenied as exc:
+            state[SEND_PROBLEM] = [str(exc)]
         except ComposeError as exc:
             state[SEND_PROBLEM] = messaging.problem_text(exc)
         except Exception as exc:  # the ops store failing: say so, never a traceback
@@ -431,6 +500,7 @@ def main() -> None:
     """The page."""
     actor = require_page("compose").email
     st.title("Compose a message")
+    apply_prefill()
     settings = get_settings()
     warehouse = get_warehouse()
     generation = current_generation(warehouse)
@@ -449,7 +519,9 @@ def main() -> None:
     )
     st.info(where_messages_go(settings)[channel], icon=":material/info:")
 
-    student_ids = pupils_section(data_dir(), generation)
+    bulk = user_can("send.bulk")
+    student_ids = pupils_section(data_dir(), generation, bulk=bulk)
+    too_many = not bulk and len(student_ids) > 1
     message = message_section(engine, settings, channel)
     max_priority, pr_only = rule_section(channel)
     inputs = messaging.ComposeInputs(
@@ -468,7 +540,7 @@ def main() -> None:
         "Preview",
         key="compose_preview",
         icon=":material/preview:",
-        disabled=message["missing"],
+        disabled=message["missing"] or too_many,
         help="Plans the send: who gets what, who is left out and why, and the cost. "
         "Nothing is sent.",
     ):
