@@ -197,3 +197,23 @@ def test_the_audit_log_page_lists_sign_ins(school: Settings) -> None:
     at = sign_in(page("audit_log"), "admin").run()
     table = at.dataframe[0].value
     assert "login.BadCredentials" in set(table["action"]) and "user.create" in set(table["action"])
+
+
+def test_single_sign_on_matches_the_account_by_email(school: Settings) -> None:
+    auth.create_user(open_ops(school), email="head@s.org", roles=["senior_leader"], actor="t")
+    at = app()
+    at.user = {"is_logged_in": True, "email": "Head@S.org", "name": "Mrs Head"}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Sample School"]
+    assert "senior_leader" in "\n".join(str(c.value) for c in at.sidebar.caption)
+
+
+def test_single_sign_on_without_an_account_gets_no_access(school: Settings) -> None:
+    at = app()
+    at.user = {"is_logged_in": True, "email": "stranger@elsewhere.org"}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "no dashboard account for stranger@elsewhere.org" in errors(at)
+    assert [b.label for b in at.button] == ["Sign out"], "nothing but a way out"
+    assert not at.metric and not at.dataframe
