@@ -26,8 +26,11 @@ sample: $(STAMP)
 	  $(BIN)/schoolcomms --data-dir $(DATA) sample --size $(SAMPLE_SIZE) --date $(TODAY) --weekend-school-day --out $(DATA)/sample --load; \
 	else echo "Sample data for $(TODAY) already loaded (delete $(DATA)/sample to regenerate)."; fi
 
-## Run the whole test suite (the end-to-end browser tests are `make e2e`).
+## Run the whole test suite (the end-to-end browser tests are `make e2e`). The ops-store
+## tests also run on a PostgreSQL server the tests start themselves (Debian's, installed
+## when missing; see docs/operations.md).
 test: $(STAMP)
+	@bash scripts/install_postgres.sh || { echo "make test: the PostgreSQL server binaries are not available, so the [postgresql] ops-store tests cannot run (see above)." >&2; exit 1; }
 	$(BIN)/python -m pytest -n 2 -q --ignore=tests/e2e
 
 ## End-to-end tests in headless Chromium (Debian's, installed when missing), timed.

@@ -11,7 +11,7 @@ about 40 s), ``BENCH_SMS`` (default 10,000 SMS at 50 a second: about 200 s, one 
 ``BENCH_MEMORY_MESSAGES`` (default 100,000) and ``BENCH_MEMORY_SECONDS`` (default 180:
 the dispatch of that batch is stopped after this long, and the memory row says "part"
 and how far it got; 0 waits for the end, about 8 minutes for 100,000 on 2 cores). ``BENCH_ONLY`` (e.g. ``sms,planning``) runs only some of the
-groups load, email, sms, planning, memory and scheduler, and writes its results to the cache folder
+groups load, email, sms, planning, memory, scheduler, pages, loadtest and workers, and writes its results to the cache folder
 (``BENCH_CACHE``) instead of ``latest.json``.
 
 The scheduler benchmarks (:mod:`benchmarks.scheduler`, issue 4): absence-text planning
@@ -20,6 +20,24 @@ warehouses are built once into the cache folder, about a minute) against a naive
 per-student planner, printed as a curve; the idle scheduler tick against a plain
 ``schedule`` scheduler; and alert evaluation (:mod:`benchmarks.alerts`) over the sample
 college (``schoolcomms sample --size college --load``, built once into the cache folder).
+
+The dashboard benchmarks (:mod:`benchmarks.pages`, issue 5): every page of the navigation
+on the sample college, signed in as an administrator, through ``AppTest`` (each page in
+fresh processes: the first render, then ``BENCH_PAGE_RERUNS`` reruns, default 5) against
+a trivial page through the same harness; pages that miss a target are profiled; and a
+check that a second load shows in the same session without a restart.
+
+The load test (:mod:`benchmarks.load_test`, issue 6): ``BENCH_LOADTEST_SESSIONS``
+(default 50) dashboard sessions on today's sample college for ``BENCH_LOADTEST_SECONDS``
+(default 180) while a load of its marks and a dispatch of ``BENCH_LOADTEST_SMS`` (default
+3,000) SMS run, against one session alone and the load and the dispatch alone (about 12
+minutes; the college is built once a day into the cache folder, a few minutes more).
+
+The workers benchmark (:mod:`benchmarks.workers`, issue 6): ``BENCH_WORKERS_MESSAGES``
+(default 20,000) SMS drained by 1, 2 and 3 ``schoolcomms dispatch --loop`` processes at
+``BENCH_WORKERS_RATE`` (default 15) a second each, on a PostgreSQL server started for the
+run, counted at the Text Anywhere stand-in (about 45 minutes); ``BENCH_WORKERS_UNLIMITED=1``
+adds the same three runs with no rate limit (where the machine caps them).
 """
 
 from __future__ import annotations
@@ -50,6 +68,12 @@ NAIVE_PUPILS = 1000
 MEMORY_MESSAGES = int(os.environ.get("BENCH_MEMORY_MESSAGES", "100000"))
 MEMORY_SECONDS = float(os.environ.get("BENCH_MEMORY_SECONDS", "180"))
 MEMORY_SAMPLE_EVERY = 10_000
+LOADTEST_SESSIONS = int(os.environ.get("BENCH_LOADTEST_SESSIONS", "50"))
+LOADTEST_SECONDS = float(os.environ.get("BENCH_LOADTEST_SECONDS", "180"))
+LOADTEST_SMS = int(os.environ.get("BENCH_LOADTEST_SMS", "3000"))
+WORKERS_MESSAGES = int(os.environ.get("BENCH_WORKERS_MESSAGES", "20000"))
+WORKERS_RATE = float(os.environ.get("BENCH_WORKERS_RATE", "15"))
+WORKERS_UNLIMITED = os.environ.get("BENCH_WORKERS_UNLIMITED", "") not in ("", "0")
 ONLY = {g.strip() for g in os.environ.get("BENCH_ONLY", "").split(",") if g.strip()}
 
 
@@ -325,6 +349,38 @@ def bench_scheduler() -> list[dict]:
     return bench(CACHE, RUNS, sizes_from_env())
 
 
+def bench_pages() -> list[dict]:
+    """Every dashboard page's first render and rerun on the sample college (issue 5)."""
+    from benchmarks.pages import bench
+
+    return bench(CACHE, RUNS)
+
+
+def bench_loadtest() -> list[dict]:
+    """Dashboard sessions on the sample college during a load and a dispatch (issue 6)."""
+    from benchmarks.load_test import rows
+
+    result = scenario(
+        "--sessions",
+        str(LOADTEST_SESSIONS),
+        "--seconds",
+        str(LOADTEST_SECONDS),
+        "--sms",
+        str(LOADTEST_SMS),
+        "--cache",
+        str(CACHE),
+        module="benchmarks.load_test",
+    )
+    return rows(result)
+
+
+def bench_workers() -> list[dict]:
+    """1, 2 and 3 dispatcher processes on PostgreSQL: throughput and exactly-once (issue 6)."""
+    from benchmarks.workers import bench
+
+    return bench(scenario, CACHE, WORKERS_MESSAGES, WORKERS_RATE, WORKERS_UNLIMITED)
+
+
 GROUPS: dict[str, Callable[[], list[dict]]] = {
     "load": bench_load,
     "email": bench_email,
@@ -332,6 +388,9 @@ GROUPS: dict[str, Callable[[], list[dict]]] = {
     "planning": bench_planning,
     "memory": bench_memory,
     "scheduler": bench_scheduler,
+    "pages": bench_pages,
+    "loadtest": bench_loadtest,
+    "workers": bench_workers,
 }
 
 

@@ -481,14 +481,15 @@ def selected_positions(selection: Any, size: int) -> list[int]:
     return [r for r in rows if isinstance(r, int) and 0 <= r < size]
 
 
-def download(frame: pd.DataFrame, file_name: str, key: str) -> None:
-    """A "Download CSV" button for ``frame`` (formula-like cells escaped).
+def download(frame: pd.DataFrame, file_name: str, key: str, *, label: str = "Download CSV") -> None:
+    """A download button (``label``) for ``frame`` as CSV, formula-like cells escaped.
 
     The CSV is built only when the button is pressed: escaping every cell of a large
-    table takes seconds, too long to do on every run of the page.
+    table takes seconds, too long to do on every run of the page. The pages use this
+    under every table they show.
     """
     st.download_button(
-        "Download CSV",
+        label,
         lambda: csv_bytes(frame),
         file_name=file_name,
         mime="text/csv",
@@ -496,6 +497,27 @@ def download(frame: pd.DataFrame, file_name: str, key: str) -> None:
         icon=":material/download:",
         on_click="ignore",
     )
+
+
+def may(action: str, *pressed: str) -> bool:
+    """Whether to show the controls of ``action``: the signed-in account may do it now.
+
+    Every page hides the controls an account may not use. A control in ``pressed`` (its
+    widget key) that was pressed just after the account lost the role, on a page drawn
+    before, is not drawn again, so it does nothing: the refusal is said instead, in the
+    words of the check each action makes when it runs (``require_action``).
+    """
+    from dashboard.common import require_action, user_can
+    from schoolcomms.roles import PermissionDenied
+
+    if user_can(action):
+        return True
+    if any(st.session_state.get(key) for key in pressed):
+        try:
+            require_action(action)
+        except PermissionDenied as exc:
+            st.error(str(exc), icon=":material/block:")
+    return False
 
 
 def uk_today() -> dt.date:

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Collection, Iterable, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,8 +25,9 @@ from sqlalchemy import Engine
 
 from reports.contacts import school_order
 from reports.messages import batch_of_keys
+from schoolcomms.auth import current as current_account
 from schoolcomms.ops.history import audit
-from schoolcomms.roles import ACTION_ROLES, PAGE_ROLES, can
+from schoolcomms.roles import ACTION_ROLES, PAGE_ROLES, can, check_action
 from schoolcomms.settings import Settings
 from senders.compose import ComposeError, Composition, Plan, enqueue_plan
 from senders.recipients import RecipientRule
@@ -432,6 +434,18 @@ def send(
     )
 
 
+def letters_pdf(engine: Engine, user_id: int, path: Path) -> bytes:
+    """A letter batch's PDF, for the account ``user_id`` if it may still print letters.
+
+    Called when the download button is pressed (not when the page is drawn), so the
+    account is read again from the ops store: a role taken away, or an account disabled,
+    since the page was shown gets :class:`~schoolcomms.roles.PermissionDenied`.
+    """
+    account = current_account(engine, user_id)
+    check_action(account.roles if account is not None else (), "letters.print")
+    return path.read_bytes()
+
+
 def progress_summary(progress: dict[str, Any]) -> str:
     """'2 of 3 done — 2 sent, 1 queued' from :func:`senders.outbox.batch_progress`."""
     counts = progress.get("counts", {})
@@ -673,6 +687,7 @@ __all__ = [
     "follow_up_datetime",
     "ids_from_file",
     "in_london",
+    "letters_pdf",
     "log_table",
     "london_now",
     "london_to_utc",

@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard.common import _settings_for, _warehouse_for
 from reports.staff import responsibilities_table, staff_directory
-from schoolcomms.settings import MASK, REGISTRY, Setting, Settings
+from schoolcomms.settings import MASK, REGISTRY, Setting, Settings, mask_url_password
 from schoolcomms.settings_store import RESET
 
 TTL_SECONDS = 300
@@ -88,13 +88,13 @@ def why_locked(settings: Settings, name: str) -> str | None:
 
 
 def shown_value(settings: Settings, name: str) -> Any:
-    """The value as the page shows it: secrets masked, tables as JSON."""
+    """The value as the page shows it: secrets and URL passwords masked, tables as JSON."""
     setting, value = REGISTRY[name], settings[name]
     if setting.secret:
         return MASK if value else ""
     if setting.type == "table":
         return json.dumps(value, ensure_ascii=False, indent=1)
-    return value
+    return mask_url_password(value) if isinstance(value, str) else value
 
 
 def is_long(setting: Setting, value: Any) -> bool:

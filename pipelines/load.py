@@ -28,7 +28,14 @@ from pipelines.staging import FileRecord, Staged, stage_sources
 from pipelines.validate import Context, validate
 from schoolcomms.codes import CodeConfigError, parse_extra_codes
 from schoolcomms.settings import Settings
-from schoolcomms.warehouse import Busy, Warehouse, WarehouseError
+from schoolcomms.warehouse import (
+    FULL_DISK,
+    Busy,
+    SnapshotFailed,
+    Warehouse,
+    WarehouseError,
+    storage_trouble,
+)
 
 _ARCHIVE_SEQUENCE = itertools.count(1)
 
@@ -209,6 +216,20 @@ def run_load(
             error(
                 "another load is running (the warehouse lock is held)",
                 "wait for it to finish, then load again",
+            )
+        )
+    except SnapshotFailed as exc:  # the disk is full, say: nothing was published
+        report.generation_after = None
+        report.problems.append(error(exc.problem, exc.fix))
+    except OSError as exc:  # e.g. the archive copy of an extract filled the disk
+        if exc.errno not in FULL_DISK:
+            raise
+        report.generation_after = None
+        report.problems.append(
+            error(
+                f"could not write under {settings.data_dir} while reading and archiving the "
+                f"extracts: {storage_trouble(exc)}; nothing was changed",
+                "free space on that disk, then load again",
             )
         )
     finally:

@@ -24,6 +24,8 @@ dispatch           every 15 s (schedule_dispatch_       always, at once: the out
                    seconds)                             keeps every message until sent
 delivery           every 5 min (schedule_delivery_      always, at once: one poll asks
                    minutes)                             about the last 72 hours
+message_retention  once a day                           always, at once: a purge covers
+                                                        every message past retention
 =================  ===================================  ===============================
 """
 
@@ -216,6 +218,13 @@ def weekly_reports_job(ctx: JobContext) -> JobResult:
     return run(ctx)
 
 
+def message_retention_job(ctx: JobContext) -> JobResult:
+    """Purge message bodies past their retention (:mod:`scheduler.jobs_retention`)."""
+    from scheduler.jobs_retention import message_retention_job as run
+
+    return run(ctx)
+
+
 # ---- notices to data managers ----------------------------------------------------------
 
 
@@ -354,6 +363,13 @@ def build_jobs(settings: Settings) -> list[JobSpec]:
             weekly_reports_job,
             catch_up_rule="always: a report missed by up to 12 hours is sent at once; one "
             "missed by longer is recorded as skipped and waits for next week",
+        ),
+        JobSpec(
+            "message_retention",
+            dt.timedelta(days=1),
+            message_retention_job,
+            catch_up_rule="always: a missed day is made up at once (each purge covers every "
+            "message older than the retention period)",
         ),
         JobSpec(
             "dispatch",

@@ -2,7 +2,8 @@
 
 A run is written as ``running`` before the job starts and completed after it ends, so
 a run the process never finished stays visible (and is marked "error" by the next
-scheduler to start). The (job, slot) pair is unique: :func:`start_run` returns None
+scheduler to start, unless the process that started it is still alive on this machine:
+several schedulers may share one ops store). The (job, slot) pair is unique: :func:`start_run` returns None
 when the slot was already run, by this scheduler or any other sharing the ops store.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, update
@@ -106,12 +109,38 @@ def last_slots(engine: Engine) -> dict[str, dt.datetime]:
         return newest
 
 
+def alive_here(worker: str) -> bool:
+    """Whether ``worker`` ("host:pid") names a process that is running on this machine."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def mark_interrupted(engine: Engine, at: dt.datetime) -> int:
-    """Mark runs left ``running`` by a scheduler that died as "error"; return how many."""
+    """Mark runs left ``running`` by a scheduler that died as "error"; return how many.
+
+    A run whose scheduler process is still alive on this machine (another scheduler on
+    the same ops store) is left alone. Whether a process on another machine is alive
+    cannot be told from here, so such runs are marked (its own finish still records the
+    real outcome).
+    """
     with session_scope(engine) as session:
+        running = session.execute(
+            select(JobRun.id, JobRun.worker).where(JobRun.outcome == "running")
+        ).all()
+        dead = [run_id for run_id, worker in running if not alive_here(worker or "")]
+        if not dead:
+            return 0
         result = session.execute(
             update(JobRun)
-            .where(JobRun.outcome == "running")
+            .where(JobRun.id.in_(dead), JobRun.outcome == "running")
             .values(outcome="error", finished_at=at, error=INTERRUPTED)
         )
         return int(result.rowcount or 0)

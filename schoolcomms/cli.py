@@ -415,6 +415,8 @@ from schoolcomms import cli_reminders  # noqa: E402, F401
 from schoolcomms import cli_reports  # noqa: E402, F401
 from schoolcomms import cli_alerts  # noqa: E402, F401
 from schoolcomms import cli_users  # noqa: E402, F401
+from schoolcomms import cli_backup  # noqa: E402, F401
+from schoolcomms import cli_health  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,19 @@ MASK = "********"
 # Where secrets are read from besides the environment (relative to the working directory,
 # as Streamlit does). Tests point this at an empty file.
 SECRETS_FILE = Path(".streamlit/secrets.toml")
+
+
+# "scheme://user:password@host": the password part of a URL (a database or proxy URL).
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+(?=@)")
+
+
+def mask_url_password(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URL masked.
+
+    Settings that are not secrets may still hold one (``ops_url`` for PostgreSQL,
+    ``http_proxy``): it is masked wherever a value is shown or recorded.
+    """
+    return _URL_PASSWORD.sub(lambda m: m["head"] + MASK, text)
 
 
 class SettingsError(ValueError):
@@ -152,6 +166,15 @@ REGISTRY: dict[str, Setting] = {
             5000.0,
             "Largest estimated cost of one SMS batch, in pence, that may be sent without a "
             "senior leader or admin confirming it (the default is £50).",
+            section="messaging",
+        ),
+        Setting(
+            "message_body_retention_days",
+            "int",
+            365,
+            "Days after a message finished (sent, delivered, failed or cancelled) before its "
+            "text, subject and attachments are deleted by the daily retention job; the log "
+            "row (who, to whom, when, status, cost) is kept. 0 keeps bodies for ever.",
             section="messaging",
         ),
         Setting(
@@ -761,12 +784,14 @@ class Settings:
         return self["ops_url"] or f"sqlite:///{self.data_dir / 'ops.sqlite'}"
 
     def rows(self, mask_secrets: bool = True) -> list[dict[str, Any]]:
-        """Every setting with its value, origin and help, secrets masked."""
+        """Every setting with its value, origin and help; secrets and URL passwords masked."""
         out = []
         for name, setting in REGISTRY.items():
             value = self[name]
             if setting.secret and mask_secrets and value:
                 value = MASK
+            elif mask_secrets and isinstance(value, str):
+                value = mask_url_password(value)
             out.append(
                 {
                     "name": name,

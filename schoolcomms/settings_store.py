@@ -41,7 +41,14 @@ from sqlalchemy import Engine
 from schoolcomms.codes import CodeConfigError, parse_extra_codes
 from schoolcomms.ops.db import session_scope
 from schoolcomms.ops.models import AuditEntry, utcnow
-from schoolcomms.settings import REGISTRY, Setting, Settings, SettingsError, coerce
+from schoolcomms.settings import (
+    REGISTRY,
+    Setting,
+    Settings,
+    SettingsError,
+    coerce,
+    mask_url_password,
+)
 
 AUDIT_ACTION = "settings.change"
 RESET = None  # a change to RESET takes the setting out of settings.toml
@@ -118,6 +125,10 @@ class Change:
         """``name: old → new`` in words, for the page."""
         after = f"{_shown(self.new)} (the default)" if self.reset else _shown(self.new)
         return f"{self.name}: {_shown(self.old)} → {after}"
+
+
+def _masked(value: Any) -> Any:
+    return mask_url_password(value) if isinstance(value, str) else value
 
 
 def _jsonable(value: Any) -> Any:
@@ -470,8 +481,9 @@ def _save_locked(path: Path, wanted: Mapping[str, Any], actor: str, engine: Engi
                 details = _jsonable(
                     {
                         "name": change.name,
-                        "old": change.old,
-                        "new": change.new,
+                        # A proxy or database URL may hold a password: never in the log.
+                        "old": _masked(change.old),
+                        "new": _masked(change.new),
                         "reset": change.reset,
                         "file": str(path),
                     }

@@ -16,6 +16,7 @@ Layout under ``<data dir>/warehouse/``::
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import threading
@@ -48,6 +49,44 @@ class Busy(WarehouseError):
 
 class ReadOnlyQuery(WarehouseError):
     """A statement tried to change the warehouse through a read-only connection."""
+
+
+class SnapshotFailed(WarehouseError):
+    """The new generation could not be written (the disk is full, say); nothing changed.
+
+    ``problem`` says what happened and ``fix`` what to do, for a load report.
+    """
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{problem} {fix[:1].upper()}{fix[1:]}.")
+        self.problem, self.fix = problem, fix
+
+
+# What a full disk (or a full quota, or a size limit) is called, by errno and in the
+# words DuckDB passes on from the operating system.
+FULL_DISK = {
+    errno.ENOSPC: ("No space left on device", "the disk is full"),
+    errno.EDQUOT: ("Disk quota exceeded", "the disk quota is used up"),
+    errno.EFBIG: ("File too large", "a file grew past the largest size allowed"),
+}
+
+
+def storage_trouble(exc: BaseException) -> str | None:
+    """What went wrong with the disk, in words; None if ``exc`` is not a storage failure
+    (a bug, an interrupt), which must travel on unchanged."""
+    if isinstance(exc, OSError):
+        if exc.errno in FULL_DISK:
+            words, meaning = FULL_DISK[exc.errno]
+            return f"{meaning} ({words})"
+        return exc.strerror or str(exc)
+    if isinstance(exc, duckdb.Error):
+        text = str(exc)
+        for words, meaning in FULL_DISK.values():
+            if words.lower() in text.lower():
+                return f"{meaning} ({words})"
+        if isinstance(exc, duckdb.IOException) or "Could not write file" in text:
+            return text.splitlines()[0]
+    return None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -123,10 +162,21 @@ class Warehouse:
     def _publish(self, generation: int) -> None:
         pointer = self.root / CURRENT_FILE
         tmp = self.root / f".{CURRENT_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(f"{generation}\n")
-        _fsync_file(tmp)
-        os.replace(tmp, pointer)
+        try:
+            tmp.write_text(f"{generation}\n")
+            _fsync_file(tmp)
+            os.replace(tmp, pointer)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(self.root)
+
+    def _named(self) -> str:
+        """What CURRENT says, as written (blank if there is no CURRENT)."""
+        try:
+            return (self.root / CURRENT_FILE).read_text().strip()
+        except FileNotFoundError:
+            return ""
 
     def _lineage(self, generation: int) -> set[int]:
         """The generation numbers in its load log (its own and its ancestors'), if any."""
@@ -226,32 +276,59 @@ class Warehouse:
     def next_generation(self, con: duckdb.DuckDBPyConnection) -> Iterator[int]:
         """Attach a copy of the current generation to ``con`` as ``new`` and publish it.
 
-        The caller must hold :meth:`write_lock`. If the body raises, the copy is
-        deleted and CURRENT is untouched.
+        The caller must hold :meth:`write_lock`. If the body raises, or the copy cannot
+        be written or published, the copy is deleted and CURRENT is untouched; a failing
+        disk (full, say) raises :class:`SnapshotFailed`, which says so in words.
         """
         current = self.generation()
         number = max(self.generations(), default=0) + 1
         final = self.path_for(number)
         building = final.with_name(final.name + ".building")
+        wal = Path(str(building) + ".wal")
         building.unlink(missing_ok=True)
-        Path(str(building) + ".wal").unlink(missing_ok=True)
-        if current is not None:
-            shutil.copyfile(self.path_for(current), building)
-        con.execute(f"ATTACH '{building}' AS new")
+        wal.unlink(missing_ok=True)
+        for stale in self.root.glob(f".{CURRENT_FILE}.*.tmp"):  # a loader killed mid-publish
+            stale.unlink(missing_ok=True)
         try:
-            yield number
-            con.execute("CHECKPOINT new")
-            con.execute("DETACH new")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
+            try:
+                if current is not None:
+                    shutil.copyfile(self.path_for(current), building)
+                con.execute(f"ATTACH '{building}' AS new")
+            except BaseException:
+                building.unlink(missing_ok=True)  # a partial copy would keep the disk full
+                raise
+            try:
+                yield number
+                con.execute("CHECKPOINT new")
                 con.execute("DETACH new")
-            building.unlink(missing_ok=True)
-            Path(str(building) + ".wal").unlink(missing_ok=True)
-            raise
-        _fsync_file(building)
-        os.replace(building, final)
-        _fsync_dir(self.root)
-        self._publish(number)
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("DETACH new")
+                building.unlink(missing_ok=True)
+                wal.unlink(missing_ok=True)
+                raise
+            try:
+                _fsync_file(building)
+                os.replace(building, final)
+                _fsync_dir(self.root)
+                self._publish(number)
+            except BaseException:
+                if self._named() != str(number):
+                    building.unlink(missing_ok=True)
+                    final.unlink(missing_ok=True)
+                raise
+        except (OSError, duckdb.Error) as exc:
+            trouble = storage_trouble(exc)
+            if trouble is None or self._named() == str(number):
+                raise
+            size = self.path_for(current).stat().st_size if current is not None else 0
+            kept = f"generation {current} is still current" if current else "nothing is loaded"
+            raise SnapshotFailed(
+                f"could not write the new warehouse generation in {self.root}: {trouble}; "
+                f"nothing was changed ({kept})",
+                f"free space on the disk holding {self.root} (a load copies the current "
+                f"generation, {size / 2**20:,.1f} MB, and adds the new data), then load again",
+            ) from exc
         self._prune(number)
 
     # ---- reading ----------------------------------------------------------------------

@@ -196,9 +196,11 @@ def send(
         by_student.setdefault(text.student_id, []).append(text)
     for student, group in by_student.items():
         with session_scope(engine) as session:
+            # RETURNING, not rowcount: psycopg reports -1 rows for this INSERT on
+            # PostgreSQL, which read as "won" and let a second scheduler log again.
             claim = insert_ignoring_conflicts(
                 session, AbsenceNotice.__table__, ["day", "student_id"]
-            )
+            ).returning(AbsenceNotice.__table__.c.id)
             won = (
                 session.connection()
                 .execute(
@@ -212,9 +214,9 @@ def send(
                         "created_at": dt.datetime.now(dt.UTC),
                     },
                 )
-                .rowcount
+                .first()
             )
-            if not won:
+            if won is None:
                 continue
             for text in group:
                 counted = segments.count(text.text)

@@ -41,6 +41,10 @@ class OutgoingMessage:
     attachments: tuple[Path, ...] = ()
     student_id: str | None = None
     contact_id: str | None = None
+    # Which attempt this is (1: the first). Above 1 an earlier attempt may have reached
+    # the provider unrecorded (a crash or a timeout before its answer was stored): a
+    # messenger that can ask the provider about ``id`` does so before sending again.
+    attempt: int = 1
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,9 @@ def retry_failed(
     """Queue failed messages again (attempts reset, due now); return how many.
 
     Choose them by ``batch_id``, by ``message_ids`` or both (at least one). Messages of
-    cancelled batches are left alone; a done batch runs again, a paused one stays paused
-    until resumed. Writes a ``send.retry`` audit row.
+    cancelled batches are left alone, and so are messages whose body the retention purge
+    removed; a done batch runs again, a paused one stays paused until resumed. Writes a
+    ``send.retry`` audit row.
     """
     actor, now = _actor(actor), _utcnow()
     if batch_id is None and message_ids is None:
@@ -146,6 +147,8 @@ def retry_failed(
     cancelled = select(Batch.id).where(Batch.state == "cancelled")
     query = select(Message.id, Message.batch_id).where(Message.status == "failed")
     query = query.where(or_(Message.batch_id.is_(None), Message.batch_id.not_in(cancelled)))
+    # A message whose body the retention purge removed cannot be sent again.
+    query = query.where(Message.body.is_not(None))
     if batch_id is not None:
         query = query.where(Message.batch_id == batch_id)
     with session_scope(engine) as s:

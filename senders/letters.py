@@ -33,6 +33,7 @@ from fpdf.enums import XPos, YPos
 from senders.segments import SMART_ENCODING_MAP
 
 # (regular, bold) TrueType files to try, in order; the first regular one found is used.
+BUNDLED_FONTS = Path(__file__).resolve().parent / "fonts"
 FONT_CANDIDATES: tuple[tuple[str, str], ...] = (
     (
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -58,6 +59,9 @@ FONT_CANDIDATES: tuple[tuple[str, str], ...] = (
         "/System/Library/Fonts/Supplemental/Arial Bold.ttf",
     ),
     ("/Library/Fonts/Arial.ttf", "/Library/Fonts/Arial Bold.ttf"),
+    # Shipped with schoolcomms (Bitstream Vera / DejaVu licence): letters print every
+    # name as typed even on a machine with no fonts installed.
+    (str(BUNDLED_FONTS / "DejaVuSans.ttf"), str(BUNDLED_FONTS / "DejaVuSans-Bold.ttf")),
 )
 # Letters that Unicode does not decompose into letter + accent, and the euro sign.
 _PLAIN_EXTRA = {"ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "œ": "oe", "Œ": "OE", "ı": "i"}

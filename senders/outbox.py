@@ -405,6 +405,7 @@ def _outgoing(m: Message) -> OutgoingMessage:
         attachments=tuple(Path(a["path"]) for a in m.attachments or ()),
         student_id=m.student_id,
         contact_id=m.contact_id,
+        attempt=m.attempts,
     )
 
 

@@ -54,6 +54,16 @@ _BLOCKED: dict[type[nodes.Node], str] = {
     nodes.EvalContextModifier: "autoescape",
 }
 _UNSAFE = "is blocked: names starting with _ are unsafe."
+# Filters that look up an attribute named by a string argument (``attr('x')``,
+# ``map(attribute='x')``, ``sort(attribute='a.b')``…): such a string is a field name too.
+_ATTRIBUTE_FILTERS = frozenset(
+    {"attr", "map", "selectattr", "rejectattr", "groupby", "sort", "sum", "unique", "min", "max"}
+)
+
+
+def _unsafe_name(value: object) -> bool:
+    """Whether ``value`` names an attribute (or a dotted path) with a part starting with _."""
+    return isinstance(value, str) and any(part.startswith("_") for part in value.split("."))
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,7 @@ class _Checker:
         elif isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name):
             scope[node.target.name] = self.expr(node.node, scope)
         elif isinstance(node, nodes.Keyword) and node.key == "attribute":
-            if isinstance(node.value, nodes.Const) and str(node.value.value).startswith("_"):
+            if isinstance(node.value, nodes.Const) and _unsafe_name(node.value.value):
                 self.add(node, f"'{node.value.value}' {_UNSAFE}")
         elif isinstance(node, nodes.Expr):
             self.expr(node, scope)
@@ -120,6 +130,16 @@ class _Checker:
             )
             if node.name == "safe":
                 self.add(node, "the |safe filter is not allowed: merge values must stay escaped.")
+            if isinstance(node, nodes.Filter) and node.name in _ATTRIBUTE_FILTERS:
+                for arg in node.args:
+                    if isinstance(arg, nodes.Const) and _unsafe_name(arg.value):
+                        self.add(node, f"'{arg.value}' {_UNSAFE}")
+                first = node.args[0] if node.args else None
+                if node.name == "attr" and not isinstance(first, nodes.Const):
+                    self.add(
+                        node,
+                        "|attr() needs the field's name written out; use {{ student.forename }}.",
+                    )
             elif node.name not in known:
                 self.add(node, f"there is no {what} called '{node.name}'.")
             style = node.args[0] if node.name == "ukdate" and node.args else None

@@ -21,8 +21,9 @@ from click.testing import CliRunner, Result
 
 from schoolcomms.settings import ENV_PREFIX, Settings
 
-# Stand-in SMS provider servers (tests/standins) as fixtures for every test.
-pytest_plugins = ["standins"]
+# Stand-in SMS provider servers (tests/standins) as fixtures for every test; a real
+# PostgreSQL server for the ops-store tests (tests/postgres.py).
+pytest_plugins = ["standins", "postgres"]
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
@@ -271,8 +272,13 @@ def write_extracts(folder: Path, tables: Mapping[str, Rows]) -> list[Path]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
-    """Settings for a fresh data directory under ``tmp_path``, with no environment."""
+def settings(tmp_path: Path, ops_url: str | None) -> Iterator[Settings]:
+    """Settings for a fresh data directory under ``tmp_path``, with no environment.
+
+    The ops store is SQLite in that folder; in a module marked ``ops_store`` the
+    ``[postgresql]`` run of each test has its own PostgreSQL database instead
+    (``ops_url``, written to the folder's settings.toml: see tests/postgres.py).
+    """
     yield Settings(tmp_path / "data", env={})
     from schoolcomms.ops import db
 
@@ -303,13 +309,24 @@ def _loaded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def loaded(settings: Settings, _loaded_template: Path) -> Settings:
+def loaded(settings: Settings, _loaded_template: Path, ops_url: str | None) -> Settings:
     """Settings whose warehouse has the minimal school loaded (generation 1).
 
     A copy of a data directory loaded once per process: the same as loading the
     school here (``tests/test_load_semantics.py`` checks a real first load), only faster.
+    On PostgreSQL the load history is copied into the test's database too.
     """
     shutil.copytree(_loaded_template, settings.data_dir, dirs_exist_ok=True)
+    if ops_url:
+        from postgres import copy_rows
+
+        from schoolcomms.ops.db import make_engine, open_ops
+
+        template = make_engine(f"sqlite:///{_loaded_template / 'ops.sqlite'}")
+        try:
+            copy_rows(template, open_ops(settings))
+        finally:
+            template.dispose()
     return settings
 
 

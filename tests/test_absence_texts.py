@@ -14,6 +14,8 @@ from conftest import write_extracts
 
 DAY, YESTERDAY = "2026-11-20", "2026-11-19"
 LINK = "https://www.example.org/report-absence"
+# Every test that uses the ops store runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 
 
 def text(student: str, start: str) -> str:

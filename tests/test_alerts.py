@@ -1,8 +1,8 @@
 """Staff alerts: rules, evaluation, recipients, parents, delivery and the scheduler job.
 
 A small school day (Friday 20 November 2026) is loaded into a real warehouse; rules are
-stored in a real SQLite ops store and fired for real (notices, e-mails and parent
-messages in the outbox). Behaviour incidents are loaded per test.
+stored in a real ops store (SQLite, and PostgreSQL: every test runs on both) and fired
+for real (notices, e-mails and parent messages in the outbox). Behaviour incidents are loaded per test.
 """
 
 from __future__ import annotations
@@ -175,6 +175,9 @@ def count(settings: Settings, model: Any) -> int:
 def fire_all(settings: Settings, alerts: list[PlannedAlert]) -> list[PlannedAlert]:
     return fire(open_ops(settings), settings, alerts, actor="test")
 
+
+# Every test that uses the ops store runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 
 WEEK = {"threshold": 3, "types": [], "polarity": "negative", "window": "week"}
 TUTOR = {"roles": ["form_tutor"]}
@@ -579,6 +582,7 @@ def test_validation_errors_are_clear_and_store_nothing(
     assert count(settings, AlertRule) == 0 and count(settings, AuditEntry) == 0
 
 
+@pytest.mark.usefixtures("ops_url")  # tmp_path / "data" on either store
 def test_school_codes_count_and_names_are_unique(tmp_path: Path) -> None:
     settings = Settings(
         tmp_path / "data", env={}, overrides={"extra_attendance_codes": "ZZ:authorised"}

@@ -22,6 +22,8 @@ from senders.assistance import (
 from senders.notices import notices_for
 
 AT = dt.datetime(2026, 11, 20, 10, 32, tzinfo=dt.UTC)
+# Every test that uses the ops store runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 
 
 def test_a_request_raises_an_urgent_office_notice_and_no_email(settings: Settings) -> None:

@@ -15,6 +15,8 @@ from schoolcomms.ops.models import User
 from schoolcomms.settings import Settings
 
 PASSWORD = "correct horse battery"
+# Every test that uses the ops store runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 T = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 
 

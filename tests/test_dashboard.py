@@ -5,17 +5,21 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 import streamlit as st
 from conftest import sign_in
 from streamlit.testing.v1 import AppTest
 from test_reports import CONTACTS, STUDENTS, write_csv, write_fixture
 
-from dashboard import actions
+from dashboard import actions, behaviour_ui, common
 from pipelines.load import load_paths
+from reports.export import csv_bytes
 from reports.loads import PROBLEM_TABLE_COLUMNS, load_history
 from schoolcomms.ops.db import open_ops
+from schoolcomms.roles import ACTION_ROLES, PAGE_ROLES
 from schoolcomms.settings import DATA_DIR_ENV, Settings
 from schoolcomms.warehouse import Warehouse
 
@@ -64,6 +68,30 @@ def texts(elements: object) -> str:
 
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
+
+
+def offered_downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[pd.DataFrame, str]]:
+    """Record each table a page offers as CSV (key -> (table, file name)), still drawing it."""
+    offered: dict[str, tuple[pd.DataFrame, str]] = {}
+    real = behaviour_ui.download
+
+    def download(frame: pd.DataFrame, file_name: str, key: str, **kw: Any) -> None:
+        offered[key] = (frame, file_name)
+        real(frame, file_name, key, **kw)
+
+    monkeypatch.setattr(behaviour_ui, "download", download)
+    return offered
+
+
+def past_the_page_gate(monkeypatch: pytest.MonkeyPatch, *, controls: bool) -> None:
+    """Let any account through ``require_page``, as if it opened the page with the role.
+
+    With ``controls`` the page also shows it every control (``user_can`` says yes): what
+    is left to refuse an action is the check on the server when the action runs.
+    """
+    monkeypatch.setattr(common, "check_page", lambda roles, page: None)
+    if controls:
+        monkeypatch.setattr(common, "user_can", lambda action: True)
 
 
 def csv_file(rows: list[list[str]]) -> bytes:
@@ -363,3 +391,76 @@ def test_rollback_action_refuses_a_stale_confirmation(settings: Settings) -> Non
     assert result["ok"] and (result["generation_before"], result["generation_after"]) == (2, 1)
     result = actions.rollback(settings, engine, actor="tester")
     assert not result["ok"] and "nothing earlier" in result["message"]
+
+
+# ---- roles and downloads ----------------------------------------------------------------
+
+
+def test_data_loads_checks_the_role_again_when_each_action_runs(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every role that may open Data loads may also load and roll back, so the page gate
+    # is opened for a teacher here: what must refuse is the check at each action.
+    assert set(PAGE_ROLES["data_loads"]) == set(ACTION_ROLES["data.load"])
+    assert set(PAGE_ROLES["data_loads"]) == set(ACTION_ROLES["data.rollback"])
+    load_fixture(settings)
+    load_fixture(settings)
+    warehouse = Warehouse.from_settings(settings)
+    runs = len(load_history(open_ops(settings)))
+    past_the_page_gate(monkeypatch, controls=False)
+    at = sign_in(AppTest.from_file(DATA_LOADS, default_timeout=TIMEOUT), "teacher").run()
+    assert not at.exception and [t.value for t in at.title] == ["Data loads"]
+    shown = {b.key for b in at.button}
+    assert not shown & {"check_extracts", "load_extracts", "check_emails", "import_emails"}
+    assert "rollback" not in shown
+    assert "may not load extracts" in texts(at.info)
+
+    past_the_page_gate(monkeypatch, controls=True)
+    at.run()
+    files = [("students.csv", csv_file(STUDENTS), "text/csv")]
+    at.file_uploader(key="extract_files").set_value(files)
+    at.button(key="load_extracts").click().run()
+    assert not at.exception
+    assert "may not do this (data.load)" in texts(at.error)
+    at.run()
+    at.button(key="check_extracts").click().run()
+    assert "may not do this (data.load)" in texts(at.error)
+    at.run()
+    emails = csv_file([["adno", "email"], ["1001", "amy@pupils.example.org"]])
+    at.file_uploader(key="email_file").set_value(("emails.csv", emails, "text/csv"))
+    at.button(key="import_emails").click().run()
+    assert "may not do this (data.load)" in texts(at.error)
+    at.run()
+    at.button(key="rollback").click().run()
+    at.button(key="rollback_confirm").click().run()
+    assert not at.exception
+    assert "may not do this (data.rollback)" in texts(at.error)
+    assert "admin, data manager" in texts(at.error)
+    assert warehouse.generation() == 2
+    assert len(load_history(open_ops(settings))) == runs  # nothing checked, loaded or rolled
+
+
+def test_data_loads_offers_every_table_as_csv(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offered = offered_downloads(monkeypatch)
+    load_fixture(settings)
+    at = run(DATA_LOADS)
+    assert set(offered) == {"row_counts_csv", "history_csv", "history_problems_csv"}
+    history, _ = offered["history_csv"]
+    assert history["status"].tolist() == ["loaded"]
+    counts, name = offered["row_counts_csv"]
+    assert name == "rows-generation-1.csv" and "students" in set(counts["table"])
+    problems, _ = offered["history_problems_csv"]
+    assert problems.equals(at.dataframe[2].value)  # the problems shown are the ones offered
+
+    formula = [CONTACTS[0], ["=HYPERLINK(1)", "C9", "", "", "Zed", "", "1", "", "", "", ""]]
+    at.file_uploader(key="extract_files").set_value(
+        [("contacts.csv", csv_file(formula), "text/csv")]
+    )
+    at.button(key="check_extracts").click().run()
+    report, name = offered["load_report_csv"]
+    assert name == "validation-report.csv" and "=HYPERLINK(1)" in set(report["value"])
+    assert "'=HYPERLINK(1)" in csv_bytes(report).decode("utf-8-sig")
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert "Download the report (CSV)" in labels

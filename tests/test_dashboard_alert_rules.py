@@ -217,6 +217,7 @@ def test_preview_shows_who_would_be_alerted_and_sends_nothing(
     assert preview["pupil"].tolist() == ["S1"]
     assert preview["staff"].iloc[0] == "Mr Tom Tutor, Ms Olly Attend"
     assert {m.label: m.value for m in at.metric}["Alerts"] == "1"
+    assert len(at.get("download_button")) == 2  # the rules, and this preview
     with session_scope(open_ops(school), immediate=False) as session:
         for model in (AlertFiring, Notice, Message):
             assert list(session.scalars(select(model))) == []
@@ -271,3 +272,58 @@ def test_only_senior_leaders_and_admins_may_open_the_page(school: Settings) -> N
     assert "cannot open this page" in texts(teacher.error)
     assert not teacher.button and not teacher.text_input
     assert run(None, "admin").title[0].value == "Alert rules"
+
+
+def test_every_change_is_checked_again_when_it_runs(
+    school: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every role that may open the page may change rules: the page gate is opened for a
+    # teacher here, so what must refuse is the check when each change runs.
+    from dashboard import behaviour_ui, common
+    from schoolcomms.roles import ACTION_ROLES, PAGE_ROLES
+
+    assert set(ACTION_ROLES["alerts.edit"]) == set(PAGE_ROLES["alert_rules"])
+    engine = open_ops(school)
+    monkeypatch.setattr(common, "check_page", lambda roles, page: None)
+    at = run(None, "teacher")
+    assert at.title[0].value == "Alert rules"
+    changes = {"ar_seed", "ar_save", "ar_toggle", "ar_delete", "ar_group_save", "ar_group_delete"}
+    assert not {b.key for b in at.button} & changes
+    assert at.button(key="ar_preview")  # looking is not changing
+
+    offered: dict[str, pd.DataFrame] = {}
+    real = behaviour_ui.download
+
+    def download(frame: pd.DataFrame, file_name: str, key: str, **kw: object) -> None:
+        offered[key] = frame
+        real(frame, file_name, key)
+
+    monkeypatch.setattr(behaviour_ui, "download", download)
+    monkeypatch.setattr(common, "user_can", lambda action: True)
+    run(at)
+    at.button(key="ar_seed").click()
+    run(at)
+    assert "may not do this (alerts.edit)" in texts(at.error)
+    assert stored(school) == []
+
+    rule_id = truancy(school)
+    group_id = create_group(engine, name="Care", staff_ids=["T3"], actor="test")
+    run(at)
+    assert set(offered) == {"ar_rules_csv", "ar_groups_csv"}
+    assert offered["ar_rules_csv"]["name"].tolist() == ["Truancy"]
+    at.selectbox(key="ar_choice").set_value(rule_id)
+    at.selectbox(key="ar_group_choice").set_value(group_id)
+    run(at)
+    for key in ("ar_save", "ar_toggle", "ar_group_save", "ar_group_delete"):
+        at.button(key=key).click()
+        run(at)
+        assert "may not do this (alerts.edit)" in texts(at.error), key
+        run(at)
+    at.checkbox(key="ar_confirm_delete").check()
+    run(at)
+    at.button(key="ar_delete").click()
+    run(at)
+    assert "may not do this (alerts.edit)" in texts(at.error)
+    (rule,) = stored(school)
+    assert rule["enabled"] and rule["name"] == "Truancy"
+    assert [g["name"] for g in list_groups(engine)] == ["Care"]

@@ -472,6 +472,8 @@ def test_scheduler_page_lists_every_job_and_the_newest_error(school: Settings) -
     assert "dispatch" in "\n".join(str(e.value) for e in at.error)
     runs = at.dataframe[1].value
     assert runs["outcome"].tolist() == ["error"] and "gateway exploded" in runs["error"].iloc[0]
+    downloads = [b.proto.id.rsplit("-", 1)[-1] for b in at.get("download_button")]
+    assert downloads == ["scheduler_jobs_csv", "scheduler_runs_csv"]
 
 
 def test_app_opens_on_home_once_data_is_loaded(school: Settings) -> None:

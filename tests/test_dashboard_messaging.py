@@ -15,13 +15,16 @@ from typing import Any
 import pandas as pd
 import pytest
 import streamlit as st
+import time_machine
 from conftest import sign_in
 from streamlit.testing.v1 import AppTest
 
-from dashboard import common, messaging
+from dashboard import behaviour_ui, common, messaging
 from reports import messages as message_reports
+from schoolcomms import auth
 from schoolcomms.ops.db import open_ops
 from schoolcomms.ops.history import recent_audit
+from schoolcomms.roles import ACTION_ROLES, PAGE_ROLES, PermissionDenied
 from schoolcomms.settings import DATA_DIR_ENV, Settings
 from schoolcomms.warehouse import Warehouse
 from senders.bank import list_templates, save_template
@@ -108,6 +111,28 @@ def table_with(at: AppTest, *columns: str) -> pd.DataFrame:
 
 def select_rows(at: AppTest, key: str, rows: list[int]) -> None:
     at.session_state[key] = {"selection": {"rows": rows, "columns": []}}
+
+
+def signed_in(path: str, *roles: str) -> AppTest:
+    return rerun(sign_in(AppTest.from_file(path, default_timeout=TIMEOUT), *roles))
+
+
+def email_of(*roles: str) -> str:
+    """The address conftest.sign_in gives an account holding ``roles``."""
+    return f"{'-'.join(roles)}@school.example.org"
+
+
+def offered_downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[pd.DataFrame, str]]:
+    """Record each table a page offers as CSV (key -> (table, file name)), still drawing it."""
+    offered: dict[str, tuple[pd.DataFrame, str]] = {}
+    real = behaviour_ui.download
+
+    def download(frame: pd.DataFrame, file_name: str, key: str, **kw: Any) -> None:
+        offered[key] = (frame, file_name)
+        real(frame, file_name, key, **kw)
+
+    monkeypatch.setattr(behaviour_ui, "download", download)
+    return offered
 
 
 def dispatch(settings: Settings) -> None:
@@ -302,7 +327,8 @@ def test_message_history_lists_messages_and_retries_a_failed_one(school: Setting
     assert table["cost_pence"].tolist() == [3.0, 3.0]
     assert at.button(key="history_retry").disabled
     assert len(at.get("vega_lite_chart")) == 2  # SMS cost by month, messages by channel
-    assert [b.label for b in at.get("download_button")] == ["Download these messages (CSV)"]
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download these messages (CSV)", *["Download CSV"] * 3]  # batches, counts
     batches = table_with(at, "progress", "state")
     assert batches[["id", "state", "sent", "failed"]].values.tolist() == [[batch_id, "done", 1, 1]]
 
@@ -464,6 +490,7 @@ def test_record_a_contact_saves_it_and_shows_it_in_the_history(school: Settings)
     assert at.text_input(key="contact_outcome").value == ""  # cleared for the next one
 
 
+@time_machine.travel(dt.datetime(2026, 11, 20, 11, 0, tzinfo=dt.UTC), tick=True)
 def test_record_a_contact_with_someone_else_and_a_refusal(school: Settings) -> None:
     engine = open_ops(school)
     at = run(RECORD)
@@ -479,9 +506,7 @@ def test_record_a_contact_with_someone_else_and_a_refusal(school: Settings) -> N
     row = contact_history(engine, "S2").iloc[0]
     assert (row.contact_id, row.contact_name, row.direction) == (None, "Grandma Baker", "in")
 
-    future = messaging.london_now() + dt.timedelta(hours=2)
-    if future.date() != messaging.london_now().date():
-        pytest.skip("two hours from now is tomorrow: the date picker stops at today")
+    future = messaging.london_now() + dt.timedelta(hours=2)  # 13:00, still today
     at.time_input(key="contact_time").set_value(future.time())
     at.button(key="contact_save").click()
     rerun(at)
@@ -588,7 +613,8 @@ def test_message_reports(loaded: Settings) -> None:
         message_reports.batch_list(engine, since=dt.datetime(2026, 1, 1))
 
 
-def test_history_offers_a_letter_batch_pdf_for_printing(school: Settings, tmp_path: Path) -> None:
+def letter_batch(school: Settings, tmp_path: Path) -> int:
+    """A letter batch for S1 (whose contact is given an address first); its id."""
     from conftest import minimal_school, write_extracts
 
     from pipelines.load import load_paths
@@ -605,9 +631,239 @@ def test_history_offers_a_letter_batch_pdf_for_printing(school: Settings, tmp_pa
         body="{{ student.forename }} has done well this term.",
     )
     plan = plan_send(school, Warehouse.from_settings(school), engine, composition)
-    batch_id = enqueue_plan(engine, school, plan)
+    return enqueue_plan(engine, school, plan)
+
+
+def test_history_offers_a_letter_batch_pdf_for_printing(school: Settings, tmp_path: Path) -> None:
+    batch_id = letter_batch(school, tmp_path)
+    label = f"Download the letters of batch {batch_id} (PDF, ready to print)"
     at = run(HISTORY)
     at.selectbox(key="history_manage_batch").select(batch_id).run()
     assert not at.exception
-    labels = [b.proto.label for b in at.get("download_button")]
-    assert f"Download the letters of batch {batch_id} (PDF, ready to print)" in labels
+    assert label in [b.proto.label for b in at.get("download_button")]
+    # A senior leader may follow the batch but not print its letters.
+    at = signed_in(HISTORY, "senior_leader")
+    at.selectbox(key="history_manage_batch").select(batch_id).run()
+    assert label not in [b.proto.label for b in at.get("download_button")]
+    assert f"The letters of batch {batch_id} are ready" in texts(at.caption)
+
+
+# ---- roles: hidden controls, and the check when an action runs ------------------------
+
+MANAGE_BUTTONS = {
+    "history_retry",
+    "history_pause",
+    "history_resume",
+    "history_retry_batch",
+    "history_cancel",
+}
+
+
+def test_a_senior_leader_reads_message_history_but_cannot_manage_batches(
+    school: Settings,
+) -> None:
+    assert "senior_leader" in PAGE_ROLES["message_history"]
+    assert "senior_leader" not in ACTION_ROLES["batch.manage"]
+    queue_sms(school, ["S1", "S2"])
+    at = signed_in(HISTORY, "senior_leader")
+    assert len(frame(at, "history_messages")) == 2
+    assert not {b.key for b in at.button} & MANAGE_BUTTONS
+    assert "may follow batches here but not pause" in texts(at.caption)
+    assert "Select rows to retry" not in texts(at.caption)
+    assert at.selectbox(key="history_manage_batch").label == "Batch"
+
+
+def test_batch_actions_are_checked_again_when_they_run(
+    school: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = open_ops(school)
+    done_batch = queue_sms(school, ["S1", "S2"])
+    claimed = claim(engine, channel="sms", worker="w", limit=10, lease_seconds=60)
+    first, second = sorted(claimed, key=lambda m: m.to)
+    record_sent(engine, first.id, SendResult(provider="file", provider_ref="r1"), "w")
+    assert record_failure(engine, second.id, Rejected("Invalid number"), "w") == "failed"
+    running = queue_sms(school, ["S1"], body="Second {{ contact.name }}")
+    before = message_log(engine).set_index("id")["status"].to_dict()
+
+    # The office role is taken away while the page is open: the retry is refused in words.
+    roles = ("senior_leader", "office")
+    at = signed_in(HISTORY, *roles)
+    table = frame(at, "history_messages")
+    failed_row = int(table.index[table["status"] == "failed"][0])
+    select_rows(at, "history_messages", [failed_row])
+    rerun(at)
+    auth.update_user(engine, email_of(*roles), "admin", roles=["senior_leader"])
+    at.button(key="history_retry").click()
+    rerun(at)
+    assert "may not do this (batch.manage)" in texts(at.error)
+    assert not {b.key for b in at.button} & MANAGE_BUTTONS
+
+    # Every control forced onto a senior leader's page: each action refuses when it runs.
+    monkeypatch.setattr(common, "user_can", lambda action: True)
+    at = signed_in(HISTORY, "senior_leader")
+
+    def refused(key: str, **state: Any) -> None:
+        for name, value in state.items():
+            at.session_state[name] = value
+        rerun(at)
+        assert not at.button(key=key).disabled, key
+        at.button(key=key).click()
+        rerun(at)
+        assert "Could not" in texts(at.error), key
+        assert "may not do this (batch.manage)" in texts(at.error), key
+
+    refused("history_retry", history_messages={"selection": {"rows": [failed_row], "columns": []}})
+    refused("history_retry_batch", history_manage_batch=done_batch)
+    refused("history_pause", history_manage_batch=running)
+    refused(
+        "history_cancel",
+        history_manage_batch=running,
+        **{f"history_confirm_cancel_{running}": True},
+    )
+    assert message_log(engine).set_index("id")["status"].to_dict() == before
+    assert batch_progress(engine, running)["state"] == "running"
+    assert batch_progress(engine, done_batch)["state"] == "done"
+
+
+def test_message_bank_editing_is_hidden_and_checked_again_when_it_runs(
+    school: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = open_ops(school)
+    assert "senior_leader" in PAGE_ROLES["message_bank"]
+    assert "senior_leader" not in ACTION_ROLES["templates.edit"]
+    at = signed_in(BANK, "senior_leader")
+    assert not {b.key for b in at.button} & {"bank_seed", "bank_save", "bank_archive"}
+    assert "not save or archive them" in texts(at.info)
+    at.text_area(key="bank_body").set_value("{{ student.forename }} was great.")
+    rerun(at)
+    assert "Amelia was great." in texts(at.code)  # a senior leader may still try one out
+
+    # The pastoral role is taken away while the page is open: the save is refused in words.
+    roles = ("senior_leader", "pastoral")
+    at = signed_in(BANK, *roles)
+    at.text_input(key="bank_name").set_value("Trip reminder")
+    at.text_area(key="bank_body").set_value("{{ student.forename }} needs a packed lunch.")
+    rerun(at)
+    auth.update_user(engine, email_of(*roles), "admin", roles=["senior_leader"])
+    at.button(key="bank_save").click()
+    rerun(at)
+    assert "may not do this (templates.edit)" in texts(at.error)
+    assert "bank_save" not in {b.key for b in at.button}
+
+    # Every control forced onto a senior leader's page: each action refuses when it runs.
+    monkeypatch.setattr(common, "user_can", lambda action: True)
+    at = signed_in(BANK, "senior_leader")
+    at.button(key="bank_seed").click()
+    rerun(at)
+    assert "Could not add the default templates: Your account may not do this" in texts(at.error)
+    rerun(at)
+    at.text_input(key="bank_name").set_value("Trip reminder")
+    at.text_area(key="bank_body").set_value("{{ student.forename }} needs a packed lunch.")
+    at.button(key="bank_save").click()
+    rerun(at)
+    assert "may not do this (templates.edit)" in texts(at.error)
+    assert list_templates(engine, include_archived=True).empty
+
+    save_template(
+        engine, name="Old", channel="sms", subject=None, body="Hi", category="x", actor="t"
+    )
+    at.session_state["bank_next_choice"] = "Old"
+    rerun(at)
+    at.button(key="bank_archive").click()
+    rerun(at)
+    assert "may not do this (templates.edit)" in texts(at.error)
+    assert list_templates(engine)["name"].tolist() == ["Old"]  # not archived
+
+
+def test_recording_a_contact_is_checked_again_when_save_runs(
+    school: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every role that may open the page may record a contact: the page gate is opened
+    # for a data manager here, so what must refuse is the check when Save runs.
+    assert set(ACTION_ROLES["contact.record"]) == set(PAGE_ROLES["record_contact"])
+    assert "data_manager" not in PAGE_ROLES["record_contact"]
+    engine = open_ops(school)
+    monkeypatch.setattr(common, "check_page", lambda roles, page: None)
+    at = signed_in(RECORD, "data_manager")
+    at.selectbox(key="contact_pupil").set_value("S1")
+    rerun(at)
+    assert "contact_save" not in {b.key for b in at.button}
+    assert "not record contacts" in texts(at.info)
+
+    monkeypatch.setattr(common, "user_can", lambda action: True)
+    rerun(at)
+    at.text_input(key="contact_outcome").set_value("Spoke to mum")
+    at.button(key="contact_save").click()
+    rerun(at)
+    assert "may not do this (contact.record)" in texts(at.error)
+    assert contact_history(engine, "S1").empty
+
+
+def test_letters_are_read_when_downloaded_and_only_for_those_who_may_print(
+    school: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = open_ops(school)
+    pdf = tmp_path / "letters.pdf"
+    pdf.write_bytes(b"%PDF-1.4 the letters")
+    user_id = auth.create_user(engine, email="o@s.org", roles=["office"], actor="t")
+    assert messaging.letters_pdf(engine, user_id, pdf) == b"%PDF-1.4 the letters"
+    auth.update_user(engine, "o@s.org", "admin", roles=["senior_leader"])
+    with pytest.raises(PermissionDenied, match=r"letters\.print"):
+        messaging.letters_pdf(engine, user_id, pdf)
+    auth.update_user(engine, "o@s.org", "admin", roles=["office"])
+    auth.set_disabled(engine, "o@s.org", True, "admin")
+    with pytest.raises(PermissionDenied):
+        messaging.letters_pdf(engine, user_id, pdf)
+
+    # Through the page: the button's data is read only when it is pressed, as the
+    # account is then.
+    batch_id = letter_batch(school, tmp_path)
+    buttons: dict[str, Any] = {}
+    real = st.download_button
+
+    def download_button(label: str, data: Any = None, **kw: Any) -> Any:
+        buttons[label] = data
+        return real(label, data, **kw)
+
+    monkeypatch.setattr(st, "download_button", download_button)
+    roles = ("office", "senior_leader")
+    at = signed_in(HISTORY, *roles)
+    at.selectbox(key="history_manage_batch").select(batch_id)
+    rerun(at)
+    data = buttons[f"Download the letters of batch {batch_id} (PDF, ready to print)"]
+    assert callable(data) and data().startswith(b"%PDF")
+    auth.update_user(engine, email_of(*roles), "admin", roles=["senior_leader"])
+    with pytest.raises(PermissionDenied, match=r"letters\.print"):
+        data()
+    buttons.clear()
+    rerun(at)
+    assert not [label for label in buttons if label.startswith("Download the letters")]
+    assert f"The letters of batch {batch_id} are ready" in texts(at.caption)
+
+
+def test_the_messaging_pages_offer_their_tables_as_csv(
+    school: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offered = offered_downloads(monkeypatch)
+    engine = open_ops(school)
+    batch_id = queue_sms(school, ["S1"])
+    save_template(
+        engine, name="Trip", channel="sms", subject=None, body="=1+1", category="x", actor="t"
+    )
+    signed_in(HISTORY, "office")
+    batches, _ = offered["history_batches_csv"]
+    assert batches["id"].tolist() == [batch_id]
+    assert {"history_by_status_csv", "history_by_staff_csv"} <= set(offered)
+    signed_in(BANK, "office")
+    templates, name = offered["bank_templates_csv"]
+    assert name == "message-bank.csv" and templates["body"].tolist() == ["=1+1"]
+    at = signed_in(RECORD, "office")
+    at.selectbox(key="contact_pupil").set_value("S1")
+    rerun(at)
+    at.text_input(key="contact_outcome").set_value("Spoke to mum")
+    at.button(key="contact_save").click()
+    rerun(at)
+    contacts, name = offered["contact_history_csv"]
+    assert name == "contacts-S1.csv" and contacts["outcome"].tolist() == ["Spoke to mum"]
+    messages, _ = offered["contact_messages_csv"]
+    assert len(messages) == 1

@@ -192,3 +192,46 @@ def test_no_missing_registers_is_said_plainly(school: Settings) -> None:
     with time_machine.travel(dt.datetime(2026, 11, 20, 9, 5, tzinfo=UK), tick=True):
         at = run()
     assert "No missing registers today." in texts(at.success)
+
+
+def test_remind_selected_is_checked_again_when_it_runs(
+    school: Settings, at_0940: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every role that may open the page may remind: the page gate is opened for a
+    # teacher here, so what must refuse is the check when "Remind selected" runs.
+    from dashboard import common
+    from schoolcomms.roles import ACTION_ROLES, PAGE_ROLES
+
+    assert set(ACTION_ROLES["registers.remind"]) == set(PAGE_ROLES["missing_registers"])
+    monkeypatch.setattr(common, "check_page", lambda roles, page: None)
+    at = sign_in(AppTest.from_file(PAGE, default_timeout=TIMEOUT), "teacher").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert metrics(at)["Missing registers"] == "2"
+    assert "registers_remind" not in {b.key for b in at.button}
+    assert "Select lessons to remind" not in texts(at.caption)
+
+    monkeypatch.setattr(common, "user_can", lambda action: True)
+    at.session_state["registers_lessons"] = {"selection": {"rows": [0, 1], "columns": []}}
+    run(at)
+    at.button(key="registers_remind").click()
+    run(at)
+    assert "Could not send the reminders: Your account may not do this (registers.remind)" in (
+        texts(at.error)
+    )
+    assert stored(school) == []
+    assert recent_audit(open_ops(school), action="register.remind").empty
+
+
+def test_every_table_downloads_as_csv(school: Settings, at_0940: None) -> None:
+    at = run()
+    ids = [b.proto.id for b in at.get("download_button")]
+    assert [i.rsplit("-", 1)[-1] for i in ids] == [
+        "registers_by_teacher_csv",
+        "registers_by_dept_csv",
+        "registers_lessons_csv",
+    ]
+    at.session_state["registers_lessons"] = {"selection": {"rows": [0], "columns": []}}
+    run(at)
+    at.button(key="registers_remind").click()
+    run(at)
+    assert len(at.get("download_button")) == 4  # and the reminders just sent

@@ -217,3 +217,45 @@ def test_single_sign_on_without_an_account_gets_no_access(school: Settings) -> N
     assert "no dashboard account for stranger@elsewhere.org" in errors(at)
     assert [b.label for b in at.button] == ["Sign out"], "nothing but a way out"
     assert not at.metric and not at.dataframe
+
+
+def test_account_changes_are_checked_again_when_they_run(
+    school: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only admins may open Users, and they may manage accounts: the page gate is opened
+    # for a senior leader here, so what must refuse is the check when each change runs.
+    from dashboard import common
+    from schoolcomms.roles import ACTION_ROLES, PAGE_ROLES
+
+    assert set(ACTION_ROLES["users.manage"]) == set(PAGE_ROLES["users"])
+    engine = open_ops(school)
+    auth.create_user(engine, email="t@s.org", roles=["teacher"], actor="t", password=PASSWORD)
+    monkeypatch.setattr(common, "check_page", lambda roles, page: None)
+    at = sign_in(page("users"), "senior_leader").run()
+    assert not at.exception and [t.value for t in at.title] == ["Users"]
+    assert not at.button and not at.text_input  # no add form, no changes
+    assert [b.proto.label for b in at.get("download_button")] == ["Download CSV"]
+    assert set(at.dataframe[0].value["email"]) == {"t@s.org", "senior_leader@school.example.org"}
+
+    monkeypatch.setattr(common, "user_can", lambda action: True)
+    at.run()
+    at.selectbox(key="users_pick").set_value("t@s.org")
+    at.run()
+    for key in ("users_save", "users_reset", "users_disable"):
+        at.button(key=key).click()
+        at.run()
+        assert "may not do this (users.manage)" in errors(at), key
+        at.run()  # a refusal stops that part of the page: draw it all again
+    inputs = {i.label: i for i in at.text_input}
+    inputs["E-mail address"].input("new@s.org")
+    at.multiselect[0].set_value(["pastoral"])
+    next(b for b in at.button if b.label == "Add account").click()
+    at.run()
+    assert "may not do this (users.manage)" in errors(at)
+    assert {u["email"] for u in auth.list_users(engine)} == {
+        "t@s.org",
+        "senior_leader@school.example.org",
+    }
+    assert not auth.list_users(engine)[1]["disabled"]
+    assert auth.audit_count(engine, "user.update") == 0
+    assert auth.audit_count(engine, "user.reset_password") == 0

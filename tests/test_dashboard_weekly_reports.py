@@ -205,3 +205,55 @@ def test_without_data_the_warehouse_reports_say_so_and_messages_still_preview(em
     at = preview(at, "messages")
     assert "No messages were created in the week 16–22 November 2026." in texts(at.markdown)
     assert not at.error
+
+
+def test_every_change_and_send_is_checked_again_when_it_runs(
+    school: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every role that may open the page may schedule and send: the page gate is opened
+    # for a teacher here, so what must refuse is the check when each action runs.
+    from dashboard import common
+    from schoolcomms.roles import ACTION_ROLES, PAGE_ROLES
+
+    for action in ("reports.schedule", "reports.send_now"):
+        assert set(ACTION_ROLES[action]) == set(PAGE_ROLES["weekly_reports"])
+    engine = open_ops(school)
+    monkeypatch.setattr(common, "check_page", lambda roles, page: None)
+    at = sign_in(AppTest.from_file(PAGE, default_timeout=TIMEOUT), "teacher").run()
+    assert not at.exception and [t.value for t in at.title] == ["Weekly reports"]
+    assert not {b.key for b in at.button} & {"wr_seed", "wr_save", "wr_delete", "wr_send_now"}
+    assert not [w for w in at.text_input if w.key == "wr_send_to"]
+    assert len(at.get("download_button")) >= 1  # the report itself may still be downloaded
+
+    monkeypatch.setattr(common, "user_can", lambda action: True)
+    run(at)
+    run(at.button(key="wr_seed").click())
+    assert "may not do this (reports.schedule)" in texts(at.error)
+    run(at)
+    at.text_area(key="wr_recipients").input("head@school.example.org")
+    run(at.button(key="wr_save").click())
+    assert "may not do this (reports.schedule)" in texts(at.error)
+    assert list_schedules(engine) == []
+
+    schedule_id = add(school, "behaviour")
+    run(at)
+    run(at.selectbox(key="wr_choice").select(schedule_id))
+    run(at.button(key="wr_delete").click())
+    assert "may not do this (reports.schedule)" in texts(at.error)
+    assert [s.id for s in list_schedules(engine)] == [schedule_id]
+    at = preview(run(at), "behaviour")
+    at.text_input(key="wr_send_to").input("head@school.example.org")
+    run(at.button(key="wr_send_now").click())
+    assert "may not do this (reports.send_now)" in texts(at.error)
+    with session_scope(engine, immediate=False) as session:
+        assert session.scalars(select(Message)).all() == []
+
+
+def test_the_schedules_and_each_preview_table_download_as_csv(school: Settings) -> None:
+    add(school, "attendance")
+    at = preview(run(), "behaviour")
+    keys = [b.proto.id.rsplit("-", 1)[-1] for b in at.get("download_button")]
+    assert keys[0] == "wr_schedules_csv" and keys[-1] == "wr_csv"
+    tables = [k for k in keys if k.startswith("wr_table_")]
+    assert tables == [f"wr_table_{i}_csv" for i in range(len(at.dataframe) - 1)]
+    assert tables, "the behaviour report shows at least one table"

@@ -52,8 +52,8 @@ from senders.outbox import (
 from senders.ratelimit import Pacer
 
 Make = Callable[..., Settings]
-# A PostgreSQL server for the SKIP LOCKED test (an admin URL; a database is made and dropped).
-PG_URL = os.environ.get("TEST_POSTGRES_URL")
+# Every test that uses the ops store runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 
 
 class FakeClock:
@@ -99,7 +99,9 @@ class Scripted:
 
 
 @pytest.fixture
-def make(tmp_path: Path) -> Iterator[Make]:
+def make(tmp_path: Path, ops_url: str | None) -> Iterator[Make]:
+    """Settings on ``tmp_path / "data"`` (its ops store: SQLite, or ``ops_url``)."""
+
     def build(**overrides: Any) -> Settings:
         base = {"sms_rate_per_second": 0, "email_rate_per_second": 0}
         return Settings(tmp_path / "data", env={}, overrides={**base, **overrides})
@@ -200,21 +202,12 @@ def test_two_dispatchers_in_threads_never_send_a_message_twice(make: Make, engin
     race(engine, make(dispatch_batch_size=20), workers=2)
 
 
-# Defined only when a PostgreSQL server is given (TEST_POSTGRES_URL=postgresql+psycopg://…):
-# an opt-in variant, not a skipped test. Issue 6 runs PostgreSQL in CI.
-if PG_URL:
-
-    def test_postgres_skip_locked_dispatchers_never_send_twice(tmp_path: Path) -> None:
-        from test_outbox import postgres_database
-
-        with postgres_database(str(PG_URL)) as url:
-            overrides = {"ops_url": url, "sms_rate_per_second": 0, "dispatch_batch_size": 10}
-            settings = Settings(tmp_path / "data", env={}, overrides=overrides)
-            engine = open_ops(settings)
-            results = race(engine, settings, workers=4)
-            assert sum(1 for r in results if r.sent) >= 2, "SKIP LOCKED let workers share the load"
-            batch = queue_sms(engine, 500)  # the same keys again: nothing new
-            assert batch_progress(engine, batch)["total"] == 0
+@pytest.mark.ops_store("postgresql")
+def test_postgres_skip_locked_dispatchers_never_send_twice(make: Make, engine: Engine) -> None:
+    results = race(engine, make(dispatch_batch_size=10), workers=4)
+    assert sum(1 for r in results if r.sent) >= 2, "SKIP LOCKED let workers share the load"
+    batch = queue_sms(engine, 500)  # the same keys again: nothing new
+    assert batch_progress(engine, batch)["total"] == 0
 
 
 # ---- failures at the messenger boundary -----------------------------------------------

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from schoolcomms.ops.db import open_ops, session_scope
 from schoolcomms.ops.models import Message, Notice
 from schoolcomms.settings import Settings
 from senders.notices import StaffNotice, deliver, mark_read, notices_for
+
+# Every test runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 
 
 def _notice(key: str = "k1", **kw: object) -> StaffNotice:
@@ -51,6 +55,7 @@ def test_urgent_subject_and_html_is_escaped(settings: Settings) -> None:
     )
 
 
+@pytest.mark.usefixtures("ops_url")  # tmp_path / "data" on either store
 def test_no_email_when_alert_emails_is_off(tmp_path) -> None:
     settings = Settings(tmp_path / "data", env={"SCHOOLCOMMS_ALERT_EMAILS": "false"})
     engine = open_ops(settings)
@@ -58,6 +63,7 @@ def test_no_email_when_alert_emails_is_off(tmp_path) -> None:
     assert _count(engine, Notice) == 1 and _count(engine, Message) == 0
 
 
+@pytest.mark.usefixtures("ops_url")  # tmp_path / "data" on either store
 def test_data_manager_notices_go_to_the_configured_addresses(tmp_path) -> None:
     settings = Settings(
         tmp_path / "data",

@@ -1,7 +1,9 @@
 """The ops store foundation: engine set-up, migrations, load history and the audit log.
 
 Every test uses a fresh SQLite file under ``tmp_path`` (never ./data) and settings
-built with ``env={}``, so a developer's environment cannot leak in.
+built with ``env={}``, so a developer's environment cannot leak in; and again on a fresh
+PostgreSQL database of its own (tests/postgres.py). Schemas and rows are checked with a
+plain ``sqlite3`` or ``psycopg`` connection, independent of the code under test.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, select
+from postgres import Databases, DataDirs
+from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from schoolcomms.ops import db
@@ -64,6 +69,35 @@ USER_TABLES = {
     "staff_queries",
     "calendar_sources",
 }
+INDEXES = {
+    "ix_load_runs_started_at",
+    "ix_load_files_load_run_id",
+    "ix_audit_log_at",
+    "ix_batches_created_at",
+    "ix_contact_log_happened_at",
+    "ix_contact_log_student_id",
+    "ix_messages_batch_id",
+    "ix_messages_batch_id_status",
+    "ix_messages_created_at",
+    "ix_messages_provider_ref",
+    "ix_messages_status_next_attempt_at",
+    "ix_messages_student_id",
+    "ix_pastoral_log_at",
+    "ix_pastoral_log_student_id",
+    "ix_job_runs_started_at",
+    "ix_notices_staff_id",
+    "ix_notices_audience",
+    "ix_notices_created_at",
+    "ix_alert_firings_rule_id",
+    "ix_referrals_student_id",
+    "ix_referrals_to_staff_id",
+    "ix_assistance_requests_created_at",
+    "ix_staff_queries_student_id",
+    "ix_staff_queries_to_staff_id",
+    "ix_calendar_sources_user_email",
+}
+# Every test that uses the ops store runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 
 
 @pytest.fixture(autouse=True)
@@ -74,8 +108,15 @@ def _fresh_engine_cache() -> Any:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, ops_url: str | None) -> Settings:
+    """A data dir whose ops store is SQLite, or this test's PostgreSQL database (at head)."""
     return Settings(tmp_path / "data", env={})
+
+
+@pytest.fixture
+def empty(tmp_path: Path, ops_data_dir: DataDirs) -> Settings:
+    """A data dir whose ops store was never opened: no SQLite file, or an empty database."""
+    return Settings(ops_data_dir(tmp_path / "data", template="template0"), env={})
 
 
 @pytest.fixture
@@ -88,11 +129,40 @@ def _raw(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path)
 
 
-def _schema(path: Path) -> list[tuple[str, str, str | None]]:
-    with _raw(path) as conn:
-        return conn.execute(
-            "SELECT type, name, sql FROM sqlite_master ORDER BY type, name"
-        ).fetchall()
+def _raw_pg(url: str) -> psycopg.Connection[Any]:
+    """A plain psycopg connection, independent of the code under test."""
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return psycopg.connect(plain, autocommit=True)
+
+
+def _rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    """``sql`` run on the ops store of ``settings`` over a plain connection."""
+    url = settings.resolved_ops_url
+    if url.startswith("sqlite"):
+        with _raw(Path(str(make_url(url).database))) as conn:
+            return conn.execute(sql).fetchall()
+    with _raw_pg(url) as conn:
+        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+def _schema(settings: Settings) -> list[tuple[str, str, str | None]]:
+    """Every table, index and constraint with its definition, as the database tells it."""
+    if settings.resolved_ops_url.startswith("sqlite"):
+        return _rows(settings, "SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+    return _rows(
+        settings,
+        """
+        SELECT 'column', table_name || '.' || column_name,
+               data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '')
+        FROM information_schema.columns WHERE table_schema = 'public'
+        UNION ALL
+        SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'
+        UNION ALL
+        SELECT 'constraint', conname, conrelid::regclass::text || ' ' || pg_get_constraintdef(oid)
+        FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+        ORDER BY 1, 2
+        """,
+    )
 
 
 def _problem(severity: str, n: int, **extra: Any) -> dict[str, Any]:
@@ -142,7 +212,9 @@ def _load(engine: Engine, **overrides: Any) -> int:
 # --- engine and migrations -------------------------------------------------------------
 
 
-def test_fresh_sqlite_file_is_upgraded_to_head_in_wal_mode(settings: Settings) -> None:
+@pytest.mark.ops_store("sqlite")
+def test_fresh_sqlite_file_is_upgraded_to_head_in_wal_mode(empty: Settings) -> None:
+    settings = empty
     path = settings.data_dir / "ops.sqlite"
     assert not path.exists()
     engine = open_ops(settings)
@@ -170,56 +242,63 @@ def test_fresh_sqlite_file_is_upgraded_to_head_in_wal_mode(settings: Settings) -
     assert current_revision(engine) == HEAD
 
 
+@pytest.mark.ops_store("postgresql")
+def test_fresh_postgresql_database_is_upgraded_to_head(empty: Settings) -> None:
+    assert _rows(empty, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'") == []
+    engine = open_ops(empty)
+    assert engine.dialect.name == "postgresql"
+    tables = {
+        r[0] for r in _rows(empty, "SELECT tablename FROM pg_tables WHERE schemaname='public'")
+    }
+    assert tables == {
+        "alembic_version",
+        "load_runs",
+        "load_files",
+        "audit_log",
+        *MESSAGING_TABLES,
+        *SCHEDULER_TABLES,
+        *ALERT_TABLES,
+        *USER_TABLES,
+    }
+    assert _rows(empty, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+    assert current_revision(engine) == HEAD
+    assert not (empty.data_dir / "ops.sqlite").exists()
+
+
 def test_indexes_and_constraint_names_follow_the_convention(
     engine: Engine, settings: Settings
 ) -> None:
-    schema = _schema(settings.data_dir / "ops.sqlite")
-    indexes = {
-        name for kind, name, _ in schema if kind == "index" and not name.startswith("sqlite_")
-    }
-    assert indexes == {
-        "ix_load_runs_started_at",
-        "ix_load_files_load_run_id",
-        "ix_audit_log_at",
-        "ix_batches_created_at",
-        "ix_contact_log_happened_at",
-        "ix_contact_log_student_id",
-        "ix_messages_batch_id",
-        "ix_messages_batch_id_status",
-        "ix_messages_created_at",
-        "ix_messages_provider_ref",
-        "ix_messages_status_next_attempt_at",
-        "ix_messages_student_id",
-        "ix_pastoral_log_at",
-        "ix_pastoral_log_student_id",
-        "ix_job_runs_started_at",
-        "ix_notices_staff_id",
-        "ix_notices_audience",
-        "ix_notices_created_at",
-        "ix_alert_firings_rule_id",
-        "ix_referrals_student_id",
-        "ix_referrals_to_staff_id",
-        "ix_assistance_requests_created_at",
-        "ix_staff_queries_student_id",
-        "ix_staff_queries_to_staff_id",
-        "ix_calendar_sources_user_email",
-    }
-    sql = {name: text for _, name, text in schema}
-    assert "CONSTRAINT pk_load_runs PRIMARY KEY" in sql["load_runs"]
-    assert "CONSTRAINT fk_load_files_load_run_id_load_runs FOREIGN KEY" in sql["load_files"]
-    assert "ON DELETE CASCADE" in sql["load_files"]
+    schema = _schema(settings)
+    if engine.dialect.name == "sqlite":
+        indexes = {
+            name for kind, name, _ in schema if kind == "index" and not name.startswith("sqlite_")
+        }
+        sql = {name: text for _, name, text in schema}
+        assert "CONSTRAINT pk_load_runs PRIMARY KEY" in sql["load_runs"]
+        assert "CONSTRAINT fk_load_files_load_run_id_load_runs FOREIGN KEY" in sql["load_files"]
+        assert "ON DELETE CASCADE" in sql["load_files"]
+    else:
+        constraints = {name: str(text) for kind, name, text in schema if kind == "constraint"}
+        # PostgreSQL backs each primary key and unique constraint with an index of its name.
+        indexes = {name for kind, name, _ in schema if kind == "index"} - set(constraints)
+        assert constraints["pk_load_runs"] == "load_runs PRIMARY KEY (id)"
+        fk = constraints["fk_load_files_load_run_id_load_runs"]
+        assert fk.startswith("load_files FOREIGN KEY (load_run_id) REFERENCES load_runs(id)")
+        assert "ON DELETE CASCADE" in fk
+        assert constraints["uq_absence_notices_day_student_id"].endswith("UNIQUE (day, student_id)")
+    assert indexes == INDEXES
 
 
 def test_upgrade_twice_is_a_no_op(engine: Engine, settings: Settings) -> None:
-    path = settings.data_dir / "ops.sqlite"
     run_id = _load(engine)
-    before = _schema(path)
+    before = _schema(settings)
     upgrade(engine)
-    upgrade(make_engine(settings.resolved_ops_url))
-    assert _schema(path) == before
-    with _raw(path) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
-        assert raw.execute("SELECT id FROM load_runs").fetchall() == [(run_id,)]
+    other = make_engine(settings.resolved_ops_url)
+    upgrade(other)
+    other.dispose()
+    assert _schema(settings) == before
+    assert _rows(settings, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+    assert _rows(settings, "SELECT id FROM load_runs") == [(run_id,)]
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
@@ -245,6 +324,19 @@ def test_ops_url_setting_is_honoured(tmp_path: Path) -> None:
     assert not (tmp_path / "data" / "ops.sqlite").exists()
 
 
+def test_ops_url_variable_reaches_postgresql(tmp_path: Path, postgres: Databases) -> None:
+    url = postgres.create(template="template0")
+    try:
+        settings = Settings(tmp_path / "data", env={"SCHOOLCOMMS_OPS_URL": url})
+        engine = open_ops(settings)
+        assert engine.dialect.name == "postgresql" and engine.driver == "psycopg"
+        assert current_revision(engine) == HEAD
+        assert not (tmp_path / "data" / "ops.sqlite").exists()
+    finally:
+        db.close_all()
+        postgres.drop(url)
+
+
 def test_foreign_keys_are_enforced(engine: Engine) -> None:
     with pytest.raises(IntegrityError), session_scope(engine) as session:
         session.add(LoadFile(load_run_id=999, file_name="x.csv", extract="", format="csv"))
@@ -259,14 +351,13 @@ def test_session_scope_rolls_back_on_error(engine: Engine) -> None:
         assert session.scalar(select(func.count()).select_from(AuditEntry)) == 0
 
 
-def test_sqlite_ddl_is_transactional(engine: Engine) -> None:
-    """SQLAlchemy emits BEGIN, so a failed migration leaves nothing half done."""
+def test_ddl_is_transactional(engine: Engine, settings: Settings) -> None:
+    """SQLAlchemy emits BEGIN (on SQLite too), so a failed migration leaves nothing half done."""
     with pytest.raises(RuntimeError), engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE scratch (id INTEGER)")
         raise RuntimeError("boom")
-    with engine.connect() as conn:
-        names = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE name='scratch'")
-        assert names.fetchall() == []
+    assert not inspect(engine).has_table("scratch")
+    assert not any(name == "scratch" for _, name, _ in _schema(settings))
 
 
 # --- load history --------------------------------------------------------------------
@@ -480,6 +571,16 @@ def test_audit_masks_secrets(engine: Engine) -> None:
     assert details == {"name": "mis_database_url", "old": "", "new": MASK, "smtp_password": MASK}
 
 
+def test_the_loaded_fixture_brings_its_load_history(loaded: Settings) -> None:
+    """conftest's ``loaded`` copies a data dir; on PostgreSQL its rows are copied too."""
+    engine = open_ops(loaded)
+    [first] = recent_loads(engine).to_dict("records")
+    assert (first["status"], first["generation_after"]) == ("loaded", 1)
+    assert len(load_problems(engine, first["id"])) == 0
+    later = _load(engine)  # the ids go on after the copied ones
+    assert later > first["id"] and len(recent_loads(engine)) == 2
+
+
 # --- concurrency ---------------------------------------------------------------------
 
 
@@ -519,9 +620,16 @@ def test_threads_writing_at_once_do_not_lock(engine: Engine) -> None:
             select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "test")
         )
         targets = session.scalars(select(AuditEntry.target).where(AuditEntry.action == "test"))
-        assert sorted(int(t) for t in targets) == list(range(threads_n * per_thread)), (
+        seen = sorted(int(t) for t in targets)
+    if engine.dialect.name == "sqlite":
+        # BEGIN IMMEDIATE: a read-then-write unit of work holds the lock from its start.
+        assert seen == list(range(threads_n * per_thread)), (
             "each unit of work saw all earlier ones (serialised, not interleaved)"
         )
+    else:
+        # PostgreSQL runs them side by side (READ COMMITTED): no unit waits for another,
+        # so two may count the same rows; what must hold is that none failed or was lost.
+        assert len(seen) == threads_n * per_thread and max(seen) < threads_n * per_thread
     assert tests == threads_n * per_thread
 
 
@@ -536,8 +644,8 @@ def _open_in_child(data_dir: str, barrier: Any, results: Any) -> None:
         raise
 
 
-def test_two_processes_open_a_fresh_store_at_once(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_two_processes_open_a_fresh_store_at_once(empty: Settings) -> None:
+    data_dir = empty.data_dir
     context = multiprocessing.get_context("spawn")
     processes_n = 4
     barrier = context.Barrier(processes_n)
@@ -556,18 +664,17 @@ def test_two_processes_open_a_fresh_store_at_once(tmp_path: Path) -> None:
     assert [process.exitcode for process in processes] == [0] * processes_n
     assert {revision for _, revision, _ in outcomes} == {HEAD}
     assert len({run_id for _, _, run_id in outcomes}) == processes_n
-    with _raw(data_dir / "ops.sqlite") as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
-        assert raw.execute("SELECT count(*) FROM load_runs").fetchone() == (processes_n,)
-        assert raw.execute("SELECT count(*) FROM audit_log").fetchone() == (processes_n,)
+    assert _rows(empty, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+    assert _rows(empty, "SELECT count(*) FROM load_runs") == [(processes_n,)]
+    assert _rows(empty, "SELECT count(*) FROM audit_log") == [(processes_n,)]
 
 
-def test_upgrade_from_the_previous_revision_keeps_the_load_history(settings: Settings) -> None:
+def test_upgrade_from_the_previous_revision_keeps_the_load_history(empty: Settings) -> None:
     from alembic import command
 
     from schoolcomms.ops.db import alembic_config
 
-    engine = make_engine(settings.resolved_ops_url)
+    engine = make_engine(empty.resolved_ops_url)
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn

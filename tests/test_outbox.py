@@ -1,24 +1,18 @@
 """The outbox store: idempotent queueing, opt-outs, leases, the retry policy, batch control.
 
-Real SQLite ops store under ``tmp_path``; times are injected (``now=``) so that leases
-and back-off can be checked exactly. Sending is not involved (see test_dispatcher.py).
+Real ops stores (SQLite under ``tmp_path``, and a PostgreSQL database of the test's own);
+times are injected (``now=``) so that leases and back-off can be checked exactly. Sending is not involved (see test_dispatcher.py).
 """
 
 from __future__ import annotations
 
-import os
 import random
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, select
 
-from schoolcomms.ops import db
 from schoolcomms.ops.db import open_ops, session_scope
 from schoolcomms.ops.history import recent_audit
 from schoolcomms.ops.models import Batch, Message
@@ -45,38 +39,17 @@ from senders.outbox import (
     retry_failed,
 )
 
-# An admin URL of a PostgreSQL server (postgresql+psycopg://…): every test then runs there
-# too, in a database of its own. Not SCHOOLCOMMS_*: conftest clears those.
-PG_URL = os.environ.get("TEST_POSTGRES_URL")
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 LEASE = 60
 SENT = SendResult(provider="test", provider_ref="ref-1", provider_status="accepted")
+# Every test runs on SQLite and on the session's own PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 
 
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database on the server at ``admin_url``, dropped afterwards."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"schoolcomms_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        db.close_all()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"] if PG_URL else ["sqlite"])
-def engine(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Engine]:
-    """The ops store on SQLite, and on PostgreSQL too when TEST_POSTGRES_URL is set."""
-    if request.param == "sqlite":
-        yield open_ops(settings)
-        return
-    with postgres_database(str(PG_URL)) as url:
-        yield open_ops(Settings(settings.data_dir, env={}, overrides={"ops_url": url}))
+@pytest.fixture
+def engine(settings: Settings) -> Engine:
+    """The ops store of ``settings``: SQLite, or this test's PostgreSQL database."""
+    return open_ops(settings)
 
 
 def sms(n: int, *, key: str | None = None, to: str | None = None, **extra: Any) -> NewMessage:

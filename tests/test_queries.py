@@ -20,6 +20,8 @@ from senders import queries
 from senders.queries import QueryProblem
 
 ASKER = "ms.office@school.example.org"
+# Every test that uses the ops store runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 
 
 @pytest.fixture

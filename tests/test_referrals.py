@@ -1,7 +1,7 @@
 """Referrals: the referral list, referring an incident once per option, actioning referrals.
 
 Real parts: the minimal school plus behaviour incidents in a real DuckDB warehouse, and
-the real SQLite ops store (notices, their e-mails in the outbox, the audit log).
+a real ops store, SQLite and PostgreSQL (notices, their e-mails in the outbox, the audit log).
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from schoolcomms.settings import Settings
 from schoolcomms.warehouse import Warehouse
 from senders import referrals
 from senders.referrals import ReferralProblem
+
+# Every test that uses the ops store runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 
 INCIDENTS = [
     {

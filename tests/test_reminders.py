@@ -3,7 +3,7 @@ delivery, the CLI and the scheduler job, over a real warehouse and ops store.
 
 One school day is loaded from canonical CSVs; `schoolcomms reminders --at … --dry-run
 --json` says what is due, and real runs deliver notices (and their e-mails) into the
-SQLite ops store.
+ops store: SQLite, and PostgreSQL (every test runs on both).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from schoolcomms.settings import Settings
 from schoolcomms.warehouse import Warehouse
 
 UK = ZoneInfo("Europe/London")
+# Every test that uses the ops store runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 DAY, YESTERDAY = "2026-11-20", "2026-11-19"
 JSON_KEYS = {"lesson_id", "stage", "to_staff_id", "to_audience", "email", "title", "body"}
 

@@ -1,9 +1,10 @@
 """Weekly reports end to end: content, the e-mail over real SMTP, schedules, the job, the CLI.
 
 The school is the hand-made week of tests/test_attendance_reports.py (16–22 November
-2026), loaded into a real warehouse; schedules live in a real SQLite ops store; the
-e-mail goes through the real dispatcher to an aiosmtpd server on 127.0.0.1. Times in
-November are GMT, so UK local time and UTC agree; :func:`utc` converts all the same.
+2026), loaded into a real warehouse; schedules live in a real ops store (SQLite, and
+PostgreSQL: each test runs on both); the e-mail goes through the real dispatcher to an
+aiosmtpd server on 127.0.0.1. Times in November are GMT, so UK local time and UTC agree;
+:func:`utc` converts all the same.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
+from postgres import DataDirs
 from sqlalchemy import select
 from test_attendance_reports import EVIL, load_school
 
@@ -53,6 +55,8 @@ from senders.report_schedules import (
 )
 
 UK = ZoneInfo("Europe/London")
+# Every test that uses the ops store runs on SQLite and on PostgreSQL (tests/postgres.py).
+pytestmark = pytest.mark.ops_store
 WEEK = dt.date(2026, 11, 16)
 MONDAY = dt.datetime(2026, 11, 23)  # the Monday after the week, naive UK local
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -450,10 +454,12 @@ def test_bad_recipients_time_day_and_report_are_refused_with_every_reason(school
 
 
 def test_seeding_one_schedule_per_report_at_the_default_time(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, ops_data_dir: DataDirs
 ) -> None:
     with_emails = Settings(
-        tmp_path / "a", env={}, overrides={"data_manager_emails": "dm@school.example.org, oops"}
+        ops_data_dir(tmp_path / "a"),
+        env={},
+        overrides={"data_manager_emails": "dm@school.example.org, oops"},
     )
     added = seed_default_schedules(open_ops(with_emails), with_emails)
     assert [s.report for s in added] == list(REPORTS)
@@ -461,7 +467,9 @@ def test_seeding_one_schedule_per_report_at_the_default_time(
     assert all((s.weekday, s.time_of_day, s.created_by) == (0, "07:00", "setup") for s in added)
     assert seed_default_schedules(open_ops(with_emails), with_emails) == []  # nothing twice
 
-    nobody = Settings(tmp_path / "b", env={}, overrides={"weekly_report_default_time": "Fri 16:30"})
+    nobody = Settings(
+        ops_data_dir(tmp_path / "b"), env={}, overrides={"weekly_report_default_time": "Fri 16:30"}
+    )
     added = seed_default_schedules(open_ops(nobody), nobody)
     assert all(not s.enabled and s.recipients == () for s in added)
     assert {(s.weekday, s.time_of_day) for s in added} == {(4, "16:30")}

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import streamlit as st
 
 from dashboard import alerts_ui
+from dashboard.behaviour_ui import download, may
 from dashboard.common import (
     current_generation,
     data_dir,
@@ -81,13 +82,16 @@ def rules_section(engine: Any, actor: str) -> list[dict[str, Any]]:
             "bullying or fighting, truancy, code O in a lesson) or write your own below.",
             icon=":material/notification_add:",
         )
-        if st.button("Add the starter rules", key="ar_seed", icon=":material/library_add:"):
+        if may(EDIT, "ar_seed") and st.button(
+            "Add the starter rules", key="ar_seed", icon=":material/library_add:"
+        ):
             run_or_stop("add the starter rules", require_action, EDIT)
             added = run_or_stop("add the starter rules", seed_default_rules, engine, actor)
             finish("success", f"Added {len(added)} rule(s): {', '.join(added)}.")
         return rules
+    table = alerts_ui.rules_table(rules, KIND_LABELS)
     st.dataframe(
-        alerts_ui.rules_table(rules, KIND_LABELS),
+        table,
         key="ar_rules",
         hide_index=True,
         width="stretch",
@@ -103,6 +107,7 @@ def rules_section(engine: Any, actor: str) -> list[dict[str, Any]]:
             "firings": "Firings",
         },
     )
+    download(table, "alert-rules.csv", "ar_rules_csv")
     return rules
 
 
@@ -226,14 +231,17 @@ def editor_section(
     with right:
         notify_fields(kind, engine, staff)
     fields = alerts_ui.rule_from_state(state)
+    may_edit = may(EDIT, "ar_save", "ar_toggle", "ar_delete")
     buttons = st.columns(4)
-    if buttons[0].button("Save rule", key="ar_save", type="primary", icon=":material/save:"):
+    if may_edit and buttons[0].button(
+        "Save rule", key="ar_save", type="primary", icon=":material/save:"
+    ):
         run_or_stop("save the rule", require_action, EDIT)
         save(engine, settings, actor, choice, fields)
     preview = buttons[1].button(
         "Who would be alerted now?", key="ar_preview", icon=":material/visibility:"
     )
-    if choice != NEW:
+    if choice != NEW and may_edit:
         stored = next(r for r in rules if r["id"] == choice)
         on = bool(stored["enabled"])
         if buttons[2].button("Switch off" if on else "Switch on", key="ar_toggle"):
@@ -309,8 +317,9 @@ def preview_section(
     cols[1].metric("Pupils", len({a.student_id for a in alerts}))
     cols[2].metric("Staff notices", sum(len(a.recipients) for a in alerts))
     cols[3].metric("With gaps", sum(1 for a in alerts if a.unresolved))
+    table = alerts_ui.preview_table(alerts)
     st.dataframe(
-        alerts_ui.preview_table(alerts),
+        table,
         key="ar_preview_table",
         hide_index=True,
         width="stretch",
@@ -322,6 +331,7 @@ def preview_section(
             "gaps": "Gaps",
         },
     )
+    download(table, f"alert-preview-{now:%Y-%m-%d-%H%M}.csv", "ar_preview_csv")
 
 
 def load_group(groups: list[dict[str, Any]]) -> None:
@@ -338,8 +348,9 @@ def groups_section(engine: Any, actor: str, generation: int) -> None:
     groups = run_or_stop("read the staff groups", list_groups, engine)
     staff = alerts_ui.staff(data_dir(), generation)
     if groups:
+        table = alerts_ui.groups_table(groups, staff)
         st.dataframe(
-            alerts_ui.groups_table(groups, staff),
+            table,
             key="ar_groups_table",
             hide_index=True,
             width="stretch",
@@ -350,6 +361,9 @@ def groups_section(engine: Any, actor: str, generation: int) -> None:
                 "updated_by": "Changed by",
             },
         )
+        download(table, "staff-groups.csv", "ar_groups_csv")
+    if not may(EDIT, "ar_group_save", "ar_group_delete"):
+        return
     ids = [g["id"] for g in groups]
     if state.get(GROUP_CHOICE) not in (NEW, *ids):
         state[GROUP_CHOICE] = NEW

@@ -406,6 +406,8 @@ def send_section(engine: Any, settings: Any, plan: Plan, actor: str) -> None:
         try:
             # Checked again here, on the server: a teacher may send about one pupil only.
             require_action(messaging.send_action(len(plan.composition.student_ids)))
+            if plan.composition.channel == "letter":  # letters are printed: their own role
+                require_action("letters.print")
             outcome = messaging.send(
                 engine,
                 settings,

@@ -7,12 +7,14 @@ from typing import Any
 import streamlit as st
 
 from dashboard import actions, cached
+from dashboard.behaviour_ui import download, may
 from dashboard.common import (
     current_generation,
     data_dir,
     get_ops_engine,
     get_settings,
     get_warehouse,
+    require_action,
     require_page,
     run_or_stop,
 )
@@ -23,9 +25,11 @@ EMAIL_RESULT = "email_result"
 ROLLBACK_RESULT = "rollback_result"
 CONFIRM_ROLLBACK = "confirm_rollback"
 LONDON = "Europe/London"
+LOAD = "data.load"  # re-checked on the server when a check, load or import runs
+ROLLBACK = "data.rollback"
 
 
-def show_outcome(outcome: dict[str, Any] | None) -> None:
+def show_outcome(outcome: dict[str, Any] | None, key: str) -> None:
     """The result of a check or load: a clear message, then the problems, errors first."""
     if not outcome:
         return
@@ -40,6 +44,7 @@ def show_outcome(outcome: dict[str, Any] | None) -> None:
             f"{len(outcome.get('warnings', []))} warning(s)"
         )
         st.dataframe(problems, hide_index=True, width="stretch")
+        download(problems, "validation-report.csv", f"{key}_csv", label="Download the report (CSV)")
     files = outcome.get("files") or []
     if files:
         st.caption(
@@ -79,6 +84,10 @@ def upload_section(settings: Any, actor: str) -> None:
         accept_multiple_files=True,
         key="extract_files",
     )
+    if not may(LOAD, "check_extracts", "load_extracts"):
+        st.info("Your account may not load extracts; ask a data manager or an administrator.")
+        show_outcome(st.session_state.get(LOAD_RESULT), "load_report")
+        return
     check_col, load_col = st.columns(2)
     check = check_col.button(
         "Check",
@@ -98,12 +107,13 @@ def upload_section(settings: Any, actor: str) -> None:
         if not files:
             st.warning("Choose one or more extract files first.")
         else:
+            run_or_stop("check or load the extracts", require_action, LOAD)
             label = "Checking" if check else "Loading"
             with st.spinner(f"{label} {len(files)} file(s)…"):
                 outcome = actions.load_uploads(files, settings, dry_run=bool(check), actor=actor)
             st.session_state[LOAD_RESULT] = outcome
             after_change(outcome)
-    show_outcome(st.session_state.get(LOAD_RESULT))
+    show_outcome(st.session_state.get(LOAD_RESULT), "load_report")
 
 
 def email_section(settings: Any, actor: str) -> None:
@@ -118,6 +128,9 @@ def email_section(settings: Any, actor: str) -> None:
         "`students.email` is updated; everything else stays as loaded."
     )
     uploaded = st.file_uploader("E-mail file (CSV)", type=["csv"], key="email_file")
+    if not may(LOAD, "check_emails", "import_emails"):
+        st.info("Your account may not import e-mail addresses.")
+        return
     check_col, load_col = st.columns(2)
     check = check_col.button("Check e-mails", width="stretch", key="check_emails")
     load = load_col.button("Import e-mails", type="primary", width="stretch", key="import_emails")
@@ -125,13 +138,14 @@ def email_section(settings: Any, actor: str) -> None:
         if uploaded is None:
             st.warning("Choose the e-mail file first.")
         else:
+            run_or_stop("check or import the e-mail addresses", require_action, LOAD)
             with st.spinner("Checking…" if check else "Importing…"):
                 outcome = actions.email_import(
                     uploaded.getvalue(), settings, dry_run=bool(check), actor=actor
                 )
             st.session_state[EMAIL_RESULT] = outcome
             after_change(outcome)
-    show_outcome(st.session_state.get(EMAIL_RESULT))
+    show_outcome(st.session_state.get(EMAIL_RESULT), "email_report")
 
 
 def status_section(settings: Any, engine: Any, actor: str) -> None:
@@ -162,7 +176,9 @@ def status_section(settings: Any, engine: Any, actor: str) -> None:
             )
         )
         with st.expander("Rows per table", expanded=False):
-            st.dataframe(loads.row_counts_frame(status), hide_index=True, width="stretch")
+            counts = loads.row_counts_frame(status)
+            st.dataframe(counts, hide_index=True, width="stretch")
+            download(counts, f"rows-generation-{generation}.csv", "row_counts_csv")
     rollback_control(settings, engine, actor, generation, status.get("previous"))
 
 
@@ -170,6 +186,12 @@ def rollback_control(
     settings: Any, engine: Any, actor: str, generation: int | None, previous: int | None
 ) -> None:
     """The rollback button, its confirmation step and its result."""
+    result = st.session_state.get(ROLLBACK_RESULT)
+    if not may(ROLLBACK, "rollback", "rollback_confirm"):
+        st.session_state.pop(CONFIRM_ROLLBACK, None)
+        if result:
+            (st.success if result["ok"] else st.error)(result["message"])
+        return
     if previous is None:
         st.button(
             "Roll back to the previous generation",
@@ -189,6 +211,7 @@ def rollback_control(
         )
         yes, no = st.columns(2)
         if yes.button("Yes, roll back", type="primary", key="rollback_confirm"):
+            run_or_stop("roll back", require_action, ROLLBACK)
             result = actions.rollback(settings, engine, actor=actor, expected_generation=asked)
             st.session_state[ROLLBACK_RESULT] = result
             st.session_state.pop(CONFIRM_ROLLBACK, None)
@@ -197,7 +220,6 @@ def rollback_control(
         if no.button("Cancel", key="rollback_cancel"):
             st.session_state.pop(CONFIRM_ROLLBACK, None)
             st.rerun()
-    result = st.session_state.get(ROLLBACK_RESULT)
     if result:
         (st.success if result["ok"] else st.error)(result["message"])
 
@@ -222,6 +244,7 @@ def history_section(engine: Any) -> None:
             "warning_count": "Warnings",
         },
     )
+    download(shown, "load-history.csv", "history_csv")
     records = {int(r["id"]): r for r in history.to_dict("records")}
     chosen = st.selectbox(
         "Show the problems of a load",
@@ -238,6 +261,7 @@ def history_section(engine: Any) -> None:
         st.success("No problems were recorded for this load.")
     else:
         st.dataframe(problems, hide_index=True, width="stretch")
+        download(problems, f"load-{chosen}-problems.csv", "history_problems_csv")
 
 
 def main() -> None:

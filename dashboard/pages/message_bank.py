@@ -8,7 +8,14 @@ from typing import Any, NoReturn
 import streamlit as st
 
 from dashboard import messaging
-from dashboard.common import get_ops_engine, get_settings, require_page, run_or_stop
+from dashboard.behaviour_ui import download, may
+from dashboard.common import (
+    get_ops_engine,
+    get_settings,
+    require_action,
+    require_page,
+    run_or_stop,
+)
 from schoolcomms.ops.models import CHANNELS
 from senders import segments
 from senders.bank import (
@@ -27,6 +34,7 @@ CHOICE = "bank_choice"
 NEXT_CHOICE = "bank_next_choice"  # chosen after a save or archive, set before the widget
 RESULT = "bank_result"
 FIELDS = ("bank_name", "bank_channel", "bank_category", "bank_subject", "bank_body")
+EDIT = "templates.edit"  # re-checked on the server when a save, archive or seed runs
 
 
 def finish(kind: str, message: str | list[str], choose: str | None = None) -> NoReturn:
@@ -89,7 +97,10 @@ def templates_section(engine: Any, actor: str) -> dict[str, bool]:
             "to start from, or write your own below.",
             icon=":material/library_add:",
         )
-        if st.button("Add the default templates", key="bank_seed", icon=":material/library_add:"):
+        if may(EDIT, "bank_seed") and st.button(
+            "Add the default templates", key="bank_seed", icon=":material/library_add:"
+        ):
+            run_or_stop("add the default templates", require_action, EDIT)
             try:
                 added = seed_default_templates(engine, actor)
             except Exception as exc:
@@ -117,6 +128,7 @@ def templates_section(engine: Any, actor: str) -> dict[str, bool]:
                 "created_by": "Created by",
             },
         )
+        download(shown[columns], "message-bank.csv", "bank_templates_csv")
     return dict(zip(templates["name"], templates["archived"].astype(bool), strict=True))
 
 
@@ -200,8 +212,15 @@ def editor_section(engine: Any, settings: Any, actor: str, archived: dict[str, b
     with right:
         preview_panel(settings, channel, subject, body)
         help_panel()
+    if not may(EDIT, "bank_save", "bank_archive"):
+        st.info(
+            "Your account may read the message bank and try templates out here, but not "
+            "save or archive them."
+        )
+        return
     save_col, archive_col = st.columns(2)
     if save_col.button("Save", type="primary", key="bank_save", icon=":material/save:"):
+        run_or_stop("save the template", require_action, EDIT)
         try:
             save_template(
                 engine,
@@ -226,6 +245,7 @@ def editor_section(engine: Any, settings: Any, actor: str, archived: dict[str, b
         icon=":material/archive:",
         help="Hides the template from the lists; saving it again brings it back.",
     ):
+        run_or_stop("archive the template", require_action, EDIT)
         try:
             archive_template(engine, str(choice), actor)
         except LookupError as exc:

@@ -17,7 +17,16 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import messaging
-from dashboard.common import get_ops_engine, get_settings, require_page, run_or_stop
+from dashboard.behaviour_ui import download, may
+from dashboard.common import (
+    get_ops_engine,
+    get_settings,
+    require_action,
+    require_page,
+    run_or_stop,
+    signed_in_user,
+    user_can,
+)
 from reports import messages as message_reports
 from reports.export import csv_bytes
 from schoolcomms.ops.models import MESSAGE_STATUSES
@@ -37,13 +46,34 @@ ALL = "all"
 EVERYONE = "everyone"
 PERIODS = {3: "Last 3 months", 6: "Last 6 months", 12: "Last 12 months", 24: "Last 2 years"}
 LOG_LIMIT = 5000
+MANAGE = "batch.manage"  # retry, cancel, pause, resume: re-checked when each runs
+PRINT = "letters.print"  # re-checked when the letters are downloaded
+BATCH_COLUMNS = [
+    "id",
+    "created_at",
+    "created_by",
+    "channel",
+    "template_name",
+    "state",
+    "progress",
+    "total",
+    "sent",
+    "delivered",
+    "failed",
+    "queued",
+    "cancelled",
+    "excluded",
+    "cost_pence",
+    "state_reason",
+]
 
 
 def act(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run an action; on a refusal show the page again with the reason in words."""
+    """Run an action if the account may manage batches now; else show why, in words."""
     try:
+        require_action(MANAGE)
         return fn(*args, **kwargs)
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError, PermissionError) as exc:
         message = f"Could not {what}: {messaging.problem_text(exc)[0]}"
     except Exception as exc:
         log.exception("Could not %s", what)
@@ -135,9 +165,10 @@ def messages_section(engine: Any, actor: str, chosen: dict[str, Any]) -> None:
         return
     shown = messaging.log_table(log_frame)
     more = " (the newest; narrow the filters to see older ones)" if len(shown) >= LOG_LIMIT else ""
+    may_manage = may(MANAGE, "history_retry")
     st.caption(
-        f"{len(shown):,} message(s){more}. Times are UK time. Select rows to retry the "
-        "failed ones among them."
+        f"{len(shown):,} message(s){more}. Times are UK time."
+        + (" Select rows to retry the failed ones among them." if may_manage else "")
     )
     event = st.dataframe(
         shown,
@@ -168,7 +199,7 @@ def messages_section(engine: Any, actor: str, chosen: dict[str, Any]) -> None:
     failed = messaging.selected_message_ids(shown, event, status="failed")
     selected = messaging.selected_message_ids(shown, event)
     retry_col, download_col = st.columns(2)
-    if retry_col.button(
+    if may_manage and retry_col.button(
         f"Retry {len(failed)} failed message(s)" if failed else "Retry failed messages",
         key="history_retry",
         disabled=not failed,
@@ -193,28 +224,9 @@ def batches_section(engine: Any, actor: str, batches: pd.DataFrame) -> None:
     if batches.empty:
         st.info("No batches yet: each send from the Compose page is one batch.")
         return
-    shown = messaging.in_london(batches, "created_at", "finished_at")
+    shown = messaging.in_london(batches, "created_at", "finished_at")[BATCH_COLUMNS]
     st.dataframe(
-        shown[
-            [
-                "id",
-                "created_at",
-                "created_by",
-                "channel",
-                "template_name",
-                "state",
-                "progress",
-                "total",
-                "sent",
-                "delivered",
-                "failed",
-                "queued",
-                "cancelled",
-                "excluded",
-                "cost_pence",
-                "state_reason",
-            ]
-        ],
+        shown,
         key="history_batches",
         hide_index=True,
         width="stretch",
@@ -239,9 +251,10 @@ def batches_section(engine: Any, actor: str, batches: pd.DataFrame) -> None:
             "state_reason": "Why",
         },
     )
+    download(shown, "batches.csv", "history_batches_csv")
     rows = {int(r["id"]): r for r in batches.to_dict("records")}
     batch_id = st.selectbox(
-        "Manage a batch",
+        "Manage a batch" if user_can(MANAGE) else "Batch",
         list(rows),
         format_func=lambda b: messaging.batch_label(rows[b]),
         key="history_manage_batch",
@@ -253,14 +266,12 @@ def batches_section(engine: Any, actor: str, batches: pd.DataFrame) -> None:
     document = row.get("document_path")
     letters = Path(document) if isinstance(document, str) and document else None
     if letters is not None and letters.is_file():
-        st.download_button(
-            f"Download the letters of batch {batch_id} (PDF, ready to print)",
-            data=letters.read_bytes(),
-            file_name=letters.name,
-            mime="application/pdf",
-            key=f"history_letters_{batch_id}",
-            icon=":material/print:",
+        letters_download(batch_id, letters)
+    if not may(MANAGE, "history_pause", "history_resume", "history_retry_batch", "history_cancel"):
+        st.caption(
+            "Your account may follow batches here but not pause, resume, retry or cancel them."
         )
+        return
     pause_col, resume_col, retry_col, cancel_col = st.columns(4)
     if pause_col.button(
         "Pause", key="history_pause", disabled=state != "running", icon=":material/pause:"
@@ -297,6 +308,30 @@ def batches_section(engine: Any, actor: str, batches: pd.DataFrame) -> None:
     ):
         count = act("cancel the batch", cancel_batch, engine, batch_id, actor)
         done("success", f"Batch {batch_id} cancelled: {count} queued message(s) will not be sent.")
+
+
+def letters_download(batch_id: int, letters: Path) -> None:
+    """The batch's letters as one PDF, for accounts that may print letters.
+
+    The PDF is read when the button is pressed, after the account's roles are checked
+    again in the ops store (:func:`messaging.letters_pdf`): a role taken away while the
+    page is open stops the download.
+    """
+    if not user_can(PRINT):
+        st.caption(
+            f"The letters of batch {batch_id} are ready; your account may not print "
+            "letters, so ask someone who may (the office, for example)."
+        )
+        return
+    engine, user_id = get_ops_engine(), signed_in_user().user_id
+    st.download_button(
+        f"Download the letters of batch {batch_id} (PDF, ready to print)",
+        data=lambda: messaging.letters_pdf(engine, user_id, letters),
+        file_name=letters.name,
+        mime="application/pdf",
+        key=f"history_letters_{batch_id}",
+        icon=":material/print:",
+    )
 
 
 def charts_section(engine: Any) -> None:
@@ -358,7 +393,11 @@ def charts_section(engine: Any) -> None:
     with st.expander("Counts by status and by member of staff"):
         left, right = st.columns(2)
         left.dataframe(by_status, hide_index=True, width="stretch", key="history_by_status")
+        with left:
+            download(by_status, "messages-by-status.csv", "history_by_status_csv")
         right.dataframe(by_staff, hide_index=True, width="stretch", key="history_by_staff")
+        with right:
+            download(by_staff, "messages-by-staff.csv", "history_by_staff_csv")
 
 
 def main() -> None:

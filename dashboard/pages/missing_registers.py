@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import registers_ui
+from dashboard.behaviour_ui import download, may
 from dashboard.common import (
     ADMIN,
     ATTENDANCE_OFFICER,
@@ -24,12 +25,14 @@ from dashboard.common import (
     get_settings,
     get_warehouse,
     no_data_state,
+    require_action,
     require_page,
     run_or_stop,
 )
 from senders.reminders import duration_text, remind_now, stale_reason
 
 ROLES = (SENIOR_LEADER, ATTENDANCE_OFFICER, ADMIN, DATA_MANAGER)
+REMIND = "registers.remind"  # re-checked on the server when "Remind selected" runs
 
 
 def summary(frame: pd.DataFrame, by_teacher: pd.DataFrame) -> None:
@@ -44,8 +47,9 @@ def groups(by_teacher: pd.DataFrame, by_department: pd.DataFrame) -> None:
     with left:
         st.subheader("By teacher")
         st.altair_chart(registers_ui.bar_chart(by_teacher, "teacher", "Teacher"), width="stretch")
+        teachers = by_teacher[["teacher", "department", "missing"]]
         st.dataframe(
-            by_teacher[["teacher", "department", "missing"]],
+            teachers,
             hide_index=True,
             width="stretch",
             key="registers_by_teacher",
@@ -55,6 +59,7 @@ def groups(by_teacher: pd.DataFrame, by_department: pd.DataFrame) -> None:
                 "missing": "Missing",
             },
         )
+        download(teachers, "missing-registers-by-teacher.csv", "registers_by_teacher_csv")
     with right:
         st.subheader("By department")
         st.altair_chart(
@@ -71,12 +76,15 @@ def groups(by_teacher: pd.DataFrame, by_department: pd.DataFrame) -> None:
                 "teachers": "Teachers",
             },
         )
+        download(by_department, "missing-registers-by-department.csv", "registers_by_dept_csv")
 
 
 def lessons_and_reminders(frame: pd.DataFrame, actor: str, now: dt.datetime) -> None:
     st.subheader("Lessons")
     shown = registers_ui.lesson_table(frame)
-    st.caption("Select lessons to remind their teachers now (a notice and an e-mail).")
+    may_remind = may(REMIND, "registers_remind")
+    if may_remind:
+        st.caption("Select lessons to remind their teachers now (a notice and an e-mail).")
     event = st.dataframe(
         shown,
         key="registers_lessons",
@@ -89,8 +97,9 @@ def lessons_and_reminders(frame: pd.DataFrame, actor: str, now: dt.datetime) -> 
             **{k: v for k, v in registers_ui.LESSON_COLUMNS.items() if k != "date"},
         },
     )
+    download(shown, f"missing-registers-{now:%Y-%m-%d}.csv", "registers_lessons_csv")
     chosen = registers_ui.selected_lessons(shown, event)
-    if not st.button(
+    if not may_remind or not st.button(
         f"Remind {len(chosen)} selected" if chosen else "Remind selected",
         key="registers_remind",
         disabled=not chosen,
@@ -99,6 +108,7 @@ def lessons_and_reminders(frame: pd.DataFrame, actor: str, now: dt.datetime) -> 
         "now; lessons with no teacher go to the data managers.",
     ):
         return
+    run_or_stop("send the reminders", require_action, REMIND)
     sent = run_or_stop(
         "send the reminders",
         remind_now,
@@ -112,13 +122,15 @@ def lessons_and_reminders(frame: pd.DataFrame, actor: str, now: dt.datetime) -> 
     skipped = len(chosen) - len({n.lesson_id for n in sent})
     if sent:
         st.success(f"{len(sent)} reminder(s) sent.")
+        table = registers_ui.sent_table(sent, frame)
         st.dataframe(
-            registers_ui.sent_table(sent, frame),
+            table,
             hide_index=True,
             width="stretch",
             key="registers_sent",
             column_config={"to": "To", "lesson": "Lesson", "email": "E-mail"},
         )
+        download(table, f"reminders-{now:%Y-%m-%d-%H%M}.csv", "registers_sent_csv")
     if skipped:
         st.info(
             f"{skipped} selected lesson(s) not reminded: their register has been taken "

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import messaging
+from dashboard.behaviour_ui import download, may
 from dashboard.common import (
     _warehouse_for,
     current_generation,
@@ -20,6 +21,7 @@ from dashboard.common import (
     get_ops_engine,
     get_warehouse,
     no_data_state,
+    require_action,
     require_page,
     run_or_stop,
 )
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 RESULT = "contact_result"
 CLEAR = "contact_clear"
 PUPIL = "contact_pupil"
+RECORD = "contact.record"  # re-checked on the server when Save runs
 CLEARED_FIELDS = ("contact_outcome", "contact_notes", "contact_follow_up", "contact_other_name")
 METHOD_LABELS = {
     "phone": "Phone call",
@@ -90,6 +93,9 @@ def prepare_fields() -> None:
 
 def entry_form(engine: Any, actor: str, student_id: str, contacts: pd.DataFrame) -> None:
     st.subheader("What happened")
+    if not may(RECORD, "contact_save"):
+        st.info("Your account may read this pupil's contact history but not record contacts.")
+        return
     options = messaging.contact_options(contacts)
     who_col, other_col = st.columns(2)
     contact_id = who_col.selectbox(
@@ -122,6 +128,7 @@ def entry_form(engine: Any, actor: str, student_id: str, contacts: pd.DataFrame)
     )
     notes = st.text_area("Notes", key="contact_notes", height=120)
     if st.button("Save", type="primary", key="contact_save", icon=":material/save:"):
+        run_or_stop("save the contact", require_action, RECORD)
         if day is None or time is None:
             finish("error", "Give the date and time of the contact.")
         try:
@@ -156,8 +163,9 @@ def history_section(engine: Any, student_id: str) -> None:
     else:
         shown = messaging.in_london(history, "happened_at", "follow_up_on")
         shown["follow_up_on"] = shown["follow_up_on"].dt.date
+        shown = shown.drop(columns=["id", "student_id"])
         st.dataframe(
-            shown.drop(columns=["id", "student_id"]),
+            shown,
             key="contact_history",
             hide_index=True,
             width="stretch",
@@ -173,13 +181,15 @@ def history_section(engine: Any, student_id: str) -> None:
                 "created_by": "Recorded by",
             },
         )
+        download(shown, f"contacts-{student_id}.csv", "contact_history_csv")
     st.subheader("Pastoral log")
     pastoral = run_or_stop("read the pastoral log", pastoral_history, engine, student_id, 50)
     if pastoral.empty:
         st.caption("No pastoral log entries for this pupil.")
     else:
+        shown = messaging.in_london(pastoral, "at").drop(columns=["id", "student_id"])
         st.dataframe(
-            messaging.in_london(pastoral, "at").drop(columns=["id", "student_id"]),
+            shown,
             key="contact_pastoral",
             hide_index=True,
             width="stretch",
@@ -191,6 +201,7 @@ def history_section(engine: Any, student_id: str) -> None:
                 "created_by": "By",
             },
         )
+        download(shown, f"pastoral-log-{student_id}.csv", "contact_pastoral_csv")
     st.subheader("Messages about this pupil")
     sent = run_or_stop("read the messages", message_log, engine, student_id=student_id, limit=50)
     if sent.empty:
@@ -213,6 +224,7 @@ def history_section(engine: Any, student_id: str) -> None:
                 "created_by": "Sent by",
             },
         )
+        download(shown, f"messages-{student_id}.csv", "contact_messages_csv")
 
 
 def main() -> None:

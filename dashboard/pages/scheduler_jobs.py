@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import home_ui
+from dashboard.behaviour_ui import download
 from dashboard.common import (
     get_ops_engine,
     get_settings,
@@ -48,6 +49,7 @@ def main() -> None:
             "overdue": st.column_config.CheckboxColumn("Overdue"),
         },
     )
+    download(status, "scheduler-jobs.csv", "scheduler_jobs_csv")
     st.subheader("Recent runs")
     left, right = st.columns(2)
     job = left.selectbox("Job", [ALL_JOBS, *status["job"].tolist()])
@@ -60,8 +62,9 @@ def main() -> None:
     if not runs:
         st.info("No runs recorded yet: start the scheduler (`schoolcomms scheduler`).")
         return
+    table = home_ui.runs_table(runs)
     st.dataframe(
-        home_ui.runs_table(runs),
+        table,
         hide_index=True,
         width="stretch",
         column_config={
@@ -70,6 +73,7 @@ def main() -> None:
             "finished": st.column_config.DatetimeColumn("Finished", format="HH:mm:ss"),
         },
     )
+    download(table, "scheduler-runs.csv", "scheduler_runs_csv")
     errors = [r for r in runs if r.error]
     if errors:
         with st.expander(f"Newest error in full ({errors[0].job}, run {errors[0].id})"):

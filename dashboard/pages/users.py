@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
+from dashboard.behaviour_ui import download, may
 from dashboard.common import get_ops_engine, require_action, require_page, run_or_stop
 from schoolcomms import auth
 from schoolcomms.roles import ROLE_HELP, ROLES, matrix_markdown
@@ -31,7 +33,7 @@ def add_user_form(actor: str) -> None:
         )
         staff_id = st.text_input("Staff id (links notices and registers to this person)")
         local = st.toggle("Local password (off: single sign-on only)", value=True)
-        submitted = st.form_submit_button("Add account", type="primary")
+        submitted = st.form_submit_button("Add account", type="primary", key="users_add")
     if not submitted:
         return
     try:
@@ -106,11 +108,13 @@ def main() -> None:
     show_result()
     users = run_or_stop("read the accounts", auth.list_users, get_ops_engine())
     st.dataframe(users, hide_index=True, width="stretch")
-    left, right = st.columns(2)
-    with left:
-        add_user_form(actor)
-    with right:
-        change_user(actor, users)
+    download(pd.DataFrame(users), "users.csv", "users_csv")
+    if may("users.manage", "users_add", "users_save", "users_reset", "users_disable"):
+        left, right = st.columns(2)
+        with left:
+            add_user_form(actor)
+        with right:
+            change_user(actor, users)
     with st.expander("Who may do what (the role matrix)"):
         st.markdown(matrix_markdown())
     st.caption("From the command line: `schoolcomms users add|reset|disable|list`.")

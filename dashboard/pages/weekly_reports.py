@@ -9,12 +9,14 @@ from typing import Any, NoReturn
 import streamlit as st
 
 from dashboard import reports_ui
+from dashboard.behaviour_ui import download, may
 from dashboard.common import (
     current_generation,
     get_ops_engine,
     get_settings,
     get_warehouse,
     no_data_state,
+    require_action,
     require_page,
     run_or_stop,
 )
@@ -40,6 +42,8 @@ NEW = "__new__"
 CHOICE = "wr_choice"
 NEXT_CHOICE = "wr_next_choice"  # chosen after a save, set before the widget exists
 RESULT = "wr_result"
+SCHEDULE = "reports.schedule"  # add, change, delete: re-checked when each runs
+SEND_NOW = "reports.send_now"
 DEFAULTS: dict[str, Any] = {
     "wr_report": "attendance",
     "wr_recipients": "",
@@ -96,14 +100,18 @@ def schedules_section(engine: Any, settings: Any, actor: str) -> Any:
             "data_manager_emails names any), or add your own below.",
             icon=":material/schedule:",
         )
-        if st.button("Add the default schedules", key="wr_seed", icon=":material/add:"):
+        if may(SCHEDULE, "wr_seed") and st.button(
+            "Add the default schedules", key="wr_seed", icon=":material/add:"
+        ):
+            run_or_stop("add the schedules", require_action, SCHEDULE)
             added = run_or_stop(
                 "add the schedules", seed_default_schedules, engine, settings, actor
             )
             finish("success", f"Added {len(added)} schedule(s).")
         return frame
+    table = reports_ui.schedule_table(frame)
     st.dataframe(
-        reports_ui.schedule_table(frame),
+        table,
         key="wr_schedules",
         hide_index=True,
         width="stretch",
@@ -118,11 +126,14 @@ def schedules_section(engine: Any, settings: Any, actor: str) -> Any:
             "next_send": st.column_config.DatetimeColumn("Next", format="ddd D MMM HH:mm"),
         },
     )
+    download(table.drop(columns=["id"]), "report-schedules.csv", "wr_schedules_csv")
     return frame
 
 
 def editor_section(engine: Any, frame: Any, actor: str) -> None:
     state = st.session_state
+    if not may(SCHEDULE, "wr_save", "wr_delete"):
+        return
     st.subheader("Add or change a schedule")
     ids = [int(i) for i in frame["id"]]
     if NEXT_CHOICE in state:
@@ -160,6 +171,7 @@ def editor_section(engine: Any, frame: Any, actor: str) -> None:
     )
     save, remove = st.columns([1, 1])
     if save.button("Save schedule", key="wr_save", type="primary", icon=":material/save:"):
+        run_or_stop("save the schedule", require_action, SCHEDULE)
         fields = {
             "report": report,
             "recipients": recipients,
@@ -180,6 +192,7 @@ def editor_section(engine: Any, frame: Any, actor: str) -> None:
     if choice != NEW and remove.button(
         "Delete schedule", key="wr_delete", icon=":material/delete:"
     ):
+        run_or_stop("delete the schedule", require_action, SCHEDULE)
         try:
             delete_schedule(engine, int(choice), actor=actor)
         except ScheduleNotFound as exc:
@@ -222,6 +235,12 @@ def preview_section(settings: Any, engine: Any, frame: Any, actor: str) -> None:
     for i, (heading, table) in enumerate(content.tables):
         st.markdown(f"**{heading}**")
         st.dataframe(table, hide_index=True, width="stretch", key=f"wr_table_{i}")
+        download(
+            table,
+            f"{content.csv_name.removesuffix('.csv')}-table-{i + 1}.csv",
+            f"wr_table_{i}_csv",
+            label="Download this table (CSV)",
+        )
     for note in content.notes:
         st.caption(note)
     st.download_button(
@@ -232,6 +251,8 @@ def preview_section(settings: Any, engine: Any, frame: Any, actor: str) -> None:
         key="wr_csv",
         icon=":material/download:",
     )
+    if not may(SEND_NOW, "wr_send_now"):
+        return
     own = frame[frame["report"] == name] if not frame.empty else frame
     schedule_id = int(own.iloc[0]["id"]) if not own.empty else None
     if st.session_state.get("wr_send_for") != name:
@@ -239,6 +260,7 @@ def preview_section(settings: Any, engine: Any, frame: Any, actor: str) -> None:
         st.session_state["wr_send_to"] = "" if own.empty else own.iloc[0]["recipients"]
     to = st.text_input("Send this report now to", key="wr_send_to", help="Comma-separated.")
     if st.button("Send now", key="wr_send_now", icon=":material/send:"):
+        run_or_stop("send the report", require_action, SEND_NOW)
         try:
             outcome = send_report_now(
                 engine,

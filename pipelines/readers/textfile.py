@@ -180,13 +180,15 @@ def inspect(
 
     # The head decides; DuckDB validates every later byte as UTF-8 while it reads, and
     # a file that fails there is read again as Windows-1252 (see as_windows_1252).
-    encoding = "utf-8" if _head_is_utf8(head) else "windows-1252"
+    encoding = "utf-8" if _head_is_utf8(head, whole=size <= len(head)) else "windows-1252"
     read_path = path
     if encoding == "windows-1252":
         read_path = _transcode(path, label, tmp_dir)
     scan = FileScan(path, archive_to)
 
-    with read_path.open("r", encoding="utf-8-sig", newline="") as handle:
+    # Only the header row is taken from here; "replace" because a text read of 65536
+    # characters may reach bytes past the head, which DuckDB checks (and reports) later.
+    with read_path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
         text_head = handle.read(65536)
     first_line = text_head.split("\n", 1)[0]
     delimiter = max(DELIMITERS, key=lambda d: (first_line.count(d), d == ","))
@@ -216,9 +218,11 @@ def inspect(
     )
 
 
-def _head_is_utf8(head: bytes) -> bool:
+def _head_is_utf8(head: bytes, whole: bool = False) -> bool:
+    """Whether ``head`` is UTF-8; a character cut at its end is allowed unless it is the
+    ``whole`` file (then a truncated sequence at the end is not UTF-8)."""
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=whole)
     except UnicodeDecodeError:
         return False
     return True

@@ -31,7 +31,7 @@ from schoolcomms.ops.models import (
     LoadRun,
     utcnow,
 )
-from schoolcomms.settings import MASK, REGISTRY
+from schoolcomms.settings import MASK, REGISTRY, mask_url_password
 
 MAX_REPORT_PROBLEMS = 1000
 MAX_LIST_ITEMS = 100
@@ -117,7 +117,7 @@ def _mask_secrets(value: Any) -> Any:
         return masked
     if isinstance(value, list):
         return [_mask_secrets(item) for item in value]
-    return value
+    return mask_url_password(value) if isinstance(value, str) else value
 
 
 def _trim_problem(problem: Mapping[str, Any]) -> dict[str, Any]:
@@ -368,7 +368,8 @@ def audit(
     """Write one audit log row, stamped now (UTC).
 
     Values under secret-looking keys in ``details`` (passwords, API keys, tokens,
-    secret settings) are masked before they are stored.
+    secret settings) and the passwords of URLs in any value are masked before they are
+    stored.
     """
     actor = _check_actor(actor)
     if not action:

@@ -4,6 +4,9 @@ One message per request, form-encoded POSTs to ``{textanywhere_url}SendSMSEx.asp
 ``{textanywhere_url}SMSStatusEx.aspx``. Our ops-store message id is sent as
 ``Client_Ref``, so the provider's records (and a status poll) can tell whether a message
 sent just before a crash really went; the same ``Client_Ref`` is the ``provider_ref``.
+Before any attempt after the first (the one before may have been accepted without its
+answer being recorded: a dispatcher killed mid-request, a timeout, the ops store locked)
+``SMSStatusEx`` is asked first, and a message Text Anywhere already has is not sent again.
 
 The answer to both calls is a CSV of ``destination:code``; :data:`CODES` says what each
 code means when sending and when polling. The password (``Client_Pass``) travels only
@@ -59,6 +62,7 @@ class Code(NamedTuple):
 # means the same and reject the message. Unknown codes are Transient on send and leave
 # the message "sent" on poll.
 OPTED_OUT_CODE = "51"
+UNKNOWN_REF_CODE = "40"
 CODES: dict[str, Code] = {
     "1": Code("SMS sent", "sent", None),
     "2": Code("authentication failed (account not found)", "account", "account"),
@@ -68,7 +72,7 @@ CODES: dict[str, Code] = {
     "311": Code("connection does not exist", "account", None),
     "32": Code("originator format not recognised", "account", None),
     "4": Code("parameters too long or empty", "rejected", "skip"),
-    "40": Code("Client_Ref unknown", None, "skip"),
+    UNKNOWN_REF_CODE: Code("Client_Ref unknown", None, "skip"),
     "41": Code("processing", None, "sent"),
     "43": Code("rejected by sending network", None, "failed"),
     "45": Code("delivered to handset", None, "delivered"),
@@ -142,11 +146,18 @@ class TextAnywhereSms:
             self._client = None
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        """Send one SMS with ``SendSMSEx``; ``Client_Ref`` is ``str(message.id)``."""
+        """Send one SMS with ``SendSMSEx``; ``Client_Ref`` is ``str(message.id)``.
+
+        On a later attempt, a message Text Anywhere already knows is not sent again.
+        """
         self._check_config()
         destination = check_e164(message.to, PROVIDER)
         sender = str(self.settings.sms_sender_id)
         client_ref = str(message.id)
+        if message.attempt > 1:
+            earlier = self._accepted_before(client_ref)
+            if earlier is not None:
+                return earlier
         form = {
             **self._credentials(),
             "Client_Ref": client_ref,
@@ -173,6 +184,31 @@ class TextAnywhereSms:
         if outcome == "account":
             raise AccountProblem(f"{what}; sending is paused until the account is fixed", code)
         raise Transient(f"{what}; will retry", code)
+
+    def _accepted_before(self, client_ref: str) -> SendResult | None:
+        """What became of an earlier attempt, if Text Anywhere accepted one; else None.
+
+        A ``Client_Ref`` it does not know (code 40) was never accepted, so it is sent.
+        If the question cannot be answered the error is raised (Transient: try later),
+        rather than risk texting a parent twice.
+        """
+        text = self._post("SMSStatusEx.aspx", {**self._credentials(), "Client_Ref": client_ref})
+        code = _code_for(self._entries(text), None)
+        if code == UNKNOWN_REF_CODE:
+            log.info("Text Anywhere never accepted message %s; sending it", client_ref)
+            return None
+        update = self._status_update(client_ref, code)
+        if update is None:
+            return None
+        log.warning(
+            "Text Anywhere already has message %s (code %s) from an earlier attempt; "
+            "not sending it again",
+            client_ref,
+            update.provider_status,
+        )
+        # A failed status is recorded as sent; the delivery poll then records the failure.
+        status = "delivered" if update.status == "delivered" else "sent"
+        return SendResult(self.name, client_ref, update.provider_status, status)
 
     # -- StatusSource ---------------------------------------------------------------
     def poll_status(self, provider_refs: list[str]) -> list[StatusUpdate]:
