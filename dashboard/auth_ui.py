@@ -17,6 +17,7 @@ import datetime as dt
 from typing import Any
 
 import streamlit as st
+from sqlalchemy.exc import OperationalError
 
 from schoolcomms import auth
 from schoolcomms.auth import SignedIn
@@ -125,6 +126,9 @@ def sign_in_form() -> None:
             user = auth.authenticate(engine, settings, address, password)
         except auth.AuthError as exc:
             st.error(str(exc))
+            return
+        except OperationalError:
+            st.error("The server is busy signing other people in; press Sign in again.")
             return
         start_session(user)
         st.rerun()

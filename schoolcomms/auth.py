@@ -240,39 +240,55 @@ def authenticate(
     lockout = dt.timedelta(minutes=max(1, int(settings["login_lockout_minutes"])))
     address = (email or "").strip().lower()
     outcome: AuthError | None = None
-    with session_scope(engine) as session:
+    # Read, then check the password with no lock held: argon2 is deliberately slow, and
+    # fifty people signing in at 08:30 must not queue on the ops store's write lock.
+    with session_scope(engine, immediate=False) as session:
         user = session.scalar(select(User).where(User.email == address))
-        if user is None or user.password_hash is None:
-            HASHER.hash("timing-equaliser")  # do not reveal which addresses exist
-            outcome = BadCredentials("That e-mail address and password do not match an account.")
-        elif user.disabled:
-            outcome = AccountDisabled("This account is disabled; ask an administrator.")
-        elif user.locked_until is not None and user.locked_until > now:
-            minutes = int((user.locked_until - now).total_seconds() // 60) + 1
-            outcome = LockedOut(
-                f"Too many wrong passwords: the account is locked for {minutes} more minute(s). "
-                "Try again later or ask an administrator to reset it."
-            )
-        elif not _verify(user.password_hash, password):
-            user.failed_logins += 1
-            if user.failed_logins >= max_failures:
-                user.locked_until = now + lockout
+        user_id = None if user is None else user.id
+        hashed = None if user is None else user.password_hash
+        disabled = bool(user is not None and user.disabled)
+        locked_until = None if user is None else user.locked_until
+    password_ok = False
+    if user_id is None or hashed is None:
+        HASHER.hash("timing-equaliser")  # do not reveal which addresses exist
+        outcome = BadCredentials("That e-mail address and password do not match an account.")
+    elif disabled:
+        outcome = AccountDisabled("This account is disabled; ask an administrator.")
+    elif locked_until is not None and locked_until > now:
+        minutes = int((locked_until - now).total_seconds() // 60) + 1
+        outcome = LockedOut(
+            f"Too many wrong passwords: the account is locked for {minutes} more minute(s). "
+            "Try again later or ask an administrator to reset it."
+        )
+    else:
+        password_ok = _verify(hashed, password)
+        new_hash = (
+            HASHER.hash(password) if password_ok and HASHER.check_needs_rehash(hashed) else None
+        )
+    if user_id is not None and hashed is not None and outcome is None:
+        with session_scope(engine) as session:
+            user = session.get(User, user_id)
+            assert user is not None
+            if password_ok:
                 user.failed_logins = 0
-                outcome = LockedOut(
-                    f"Too many wrong passwords: the account is locked for "
-                    f"{int(lockout.total_seconds() // 60)} minutes."
-                )
+                user.locked_until = None
+                user.last_login_at = now
+                if new_hash:
+                    user.password_hash = new_hash
+                signed_in = _signed_in(user)
             else:
-                outcome = BadCredentials(
-                    "That e-mail address and password do not match an account."
-                )
-        else:
-            user.failed_logins = 0
-            user.locked_until = None
-            user.last_login_at = now
-            if HASHER.check_needs_rehash(user.password_hash):
-                user.password_hash = HASHER.hash(password)
-            signed_in = _signed_in(user)
+                user.failed_logins += 1
+                if user.failed_logins >= max_failures:
+                    user.locked_until = now + lockout
+                    user.failed_logins = 0
+                    outcome = LockedOut(
+                        f"Too many wrong passwords: the account is locked for "
+                        f"{int(lockout.total_seconds() // 60)} minutes."
+                    )
+                else:
+                    outcome = BadCredentials(
+                        "That e-mail address and password do not match an account."
+                    )
     if outcome is not None:
         audit(engine, address or "unknown", f"login.{type(outcome).__name__}", f"user:{address}")
         raise outcome
