@@ -30,7 +30,7 @@ check that a second load shows in the same session without a restart.
 The load test (:mod:`benchmarks.load_test`, issue 6): ``BENCH_LOADTEST_SESSIONS``
 (default 50) dashboard sessions on today's sample college for ``BENCH_LOADTEST_SECONDS``
 (default 180) while a load of its marks and a dispatch of ``BENCH_LOADTEST_SMS`` (default
-3,000) SMS run, against one session alone and the load and the dispatch alone (about 12
+3,000) SMS run, against one session alone and the load and the dispatch alone (about 9
 minutes; the college is built once a day into the cache folder, a few minutes more).
 
 The workers benchmark (:mod:`benchmarks.workers`, issue 6): ``BENCH_WORKERS_MESSAGES``

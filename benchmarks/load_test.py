@@ -682,7 +682,8 @@ async def person(
         pages = dict(signed.pages)
         ok = bool(pages) and "Sign in" not in pages and not signed.problems
         if not ok:
-            signed.problems.append("sign-in failed: " + "; ".join(signed.error_boxes))
+            why = "; ".join(signed.error_boxes) or "still on the sign-in page"
+            signed.problems.append(f"sign-in failed: {why}")
         phase.record(index, role, "sign_in", "Sign in", signed, started)
         phase.sign_in_done(ok)
         if not ok:

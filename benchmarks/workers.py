@@ -232,6 +232,10 @@ def run(work_dir: str, n: str, workers: str, rate: str, backend: str = "postgres
     end = min(max(ts) for ts in by_connection.values())
     inside = sum(start <= t <= end for t in times)
     steady = (inside - 1) / (end - start) if end > start and inside > 1 else 0.0
+    # Each worker's gaps between its own sends: a send later than its slot is time lost
+    # for good (the pacer starts a new schedule rather than catch up).
+    interval = 1 / limit if limit > 0 else 0.0
+    gaps = sorted(b - a for ts in by_connection.values() for a, b in zip(ts, ts[1:], strict=False))
     return {
         "backend": backend,
         "messages": count,
@@ -241,6 +245,12 @@ def run(work_dir: str, n: str, workers: str, rate: str, backend: str = "postgres
         "per_second": (len(times) - 1) / span if span else 0.0,
         "steady_per_second": steady,
         "steady_seconds": end - start,
+        "median_gap_ms": gaps[len(gaps) // 2] * 1000 if gaps else 0.0,
+        "p99_gap_ms": gaps[int(len(gaps) * 0.99)] * 1000 if gaps else 0.0,
+        "late_sends": sum(g > 1.5 * interval for g in gaps) if interval else 0,
+        "lost_seconds_per_worker": sum(g - interval for g in gaps if g > interval) / procs
+        if interval
+        else 0.0,
         "standin_seconds": span,
         "wall_seconds": wall,
         "queue_seconds": queue_seconds,

@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -365,6 +366,23 @@ class Cli:
 def cli(clean_env: None, settings: Settings) -> Cli:
     """The CLI on the same data directory as the ``settings`` fixture, clean environment."""
     return Cli(settings.data_dir)
+
+
+_REAL_MAIN = sys.modules["__main__"]
+
+
+@pytest.fixture(autouse=True)
+def _real_main_module() -> Iterator[None]:
+    """Put the real ``__main__`` back after each test.
+
+    Streamlit's script runner (every AppTest) installs the page it ran as
+    ``sys.modules["__main__"]`` and leaves it there. A later test that starts a process
+    with multiprocessing's "spawn" then re-runs that page in the child (spawn re-imports
+    the parent's main script), and the child dies before doing its work.
+    """
+    sys.modules["__main__"] = _REAL_MAIN
+    yield
+    sys.modules["__main__"] = _REAL_MAIN
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -31,6 +31,10 @@ Registered in ``tests/conftest.py`` (``pytest_plugins``). What it gives:
 
 If PostgreSQL cannot be started, every test that needs it FAILS (never skips) with a
 message naming ``scripts/install_postgres.sh``.
+
+One more guard, for the tests that start processes (on either database): after each
+test ``sys.modules["__main__"]`` is put back, because Streamlit's AppTest leaves the
+page it ran there and a "spawn" child would run that page first.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
@@ -399,6 +404,21 @@ def ops_url(ops_data_dir: DataDirs, tmp_path: Path) -> str | None:
     """
     folder = ops_data_dir(tmp_path / "data")
     return ops_data_dir.urls.get(folder)
+
+
+@pytest.fixture(autouse=True)
+def _real_main_module() -> Iterator[None]:
+    """Put back ``sys.modules["__main__"]`` after every test.
+
+    Streamlit's script runner (AppTest) installs the page it runs as ``__main__`` and
+    leaves it there; a later test that starts a process the "spawn" way (the ops-store
+    tests that open a store from several processes at once, or kill a dispatcher) would
+    then run that dashboard page in the child before its target, and wait for it.
+    """
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 def pytest_configure(config: pytest.Config) -> None:

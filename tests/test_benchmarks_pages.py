@@ -24,16 +24,19 @@ def test_pages_baseline_profile_and_new_load_at_a_tiny_size(loaded: Settings, tm
     rows = bench.run_pages(
         loaded.data_dir, tmp_path / "work", runs=1, reruns=2, day=DAY, pages=[page], profile="all"
     )
-    base, attendance, check = rows
+    base, imported, attendance, check = rows
 
     assert base["benchmark"].startswith("baseline") and base["pass"] is None
     assert base["detail"]["runs"][0]["shows"] == "0 metrics, 1 tables (20 rows)"
+    assert set(imported["detail"]["by_module"]) == set(bench.PRELOAD)
+    assert imported["detail"]["runs"][0]["seconds"] > 0 and imported["pass"] is None
     run = attendance["detail"]["runs"][0]
     assert attendance["detail"]["page"] == page
     assert run["problems"] == []
     assert run["first"] > 0 and run["cold"] > 0 and len(run["reruns"]) == 2
     assert run["first_cpu"] > 0 and run["rerun_cpu"] > 0
     assert attendance["median"].count(" ms") == 2 and attendance["ratio"].count("x") == 2
+    assert attendance["pass"] == (run["first"] < 1 and run["rerun"] < 0.3)
     assert run["presets"] == {"attendance_day": DAY.isoformat()}
     assert "Pupils absent 1" in run["shows"]  # S2's O on the day: the page is not empty
     profile = attendance["profile"]

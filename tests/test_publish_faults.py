@@ -38,6 +38,7 @@ from typing import Any
 
 import pytest
 from conftest import MINIMAL_SCHOOL, write_extracts
+from test_workers import figure
 
 from pipelines import load as load_module
 from pipelines.load import load_paths
@@ -217,6 +218,14 @@ def test_disk_full_while_a_snapshot_is_built_keeps_the_previous_generation(
 
         done = cli_load(data_dir, paths, disk)
         assert_refused_in_words(done, disk)
+        figure(
+            "disk full",
+            where=where,
+            tmpfs=disk.real,
+            generation_mb=round(size / MB, 1),
+            free_mb=round(free_before / MB, 1),
+            error=done.stderr.splitlines()[0][:300],
+        )
         assert warehouse.generation() == 1 and students(warehouse) == before
         assert warehouse.generations() == [1]
         assert litter(warehouse.root) == []
@@ -404,6 +413,14 @@ def test_a_loader_killed_at_every_step_of_publishing_leaves_a_complete_generatio
         forget_readers()
     # Early kills keep the old generation, late ones the new: both outcomes were seen.
     assert outcomes[1] and outcomes[2], outcomes
+    figure(
+        "kill while publishing",
+        kills=len(plans),
+        into_a_call=sum(1 for _, d in plans if d),
+        old_generation_current=outcomes[1],
+        new_generation_current=outcomes[2],
+        lines_traced=len(steps),
+    )
 
 
 def _changes(step: Step) -> bool:

@@ -15,7 +15,6 @@ The helpers here (the counting stand-in, the process launchers) are shared with
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import os
 import signal
@@ -41,7 +40,6 @@ from schoolcomms.ops.models import AbsenceNotice, JobRun, Message, PastoralEntry
 from schoolcomms.settings import ENV_PREFIX, Settings
 from senders.outbox import NewMessage, create_batch
 
-REPO = Path(__file__).resolve().parents[1]
 # Each test runs on SQLite and on PostgreSQL (tests/postgres.py starts the server).
 pytestmark = pytest.mark.ops_store
 
@@ -61,10 +59,8 @@ class CountingStandin(TextAnywhereStandin):
 
     def __init__(self) -> None:
         super().__init__()
-        # (Client_Ref, wall-clock time, handler thread) of each SendSMSEx as it arrived, and
-        # (Client_Ref, time, HTTP status) as it was answered.
+        # (Client_Ref, wall-clock time, handler thread) of each SendSMSEx as it arrived.
         self.arrivals: list[tuple[str, float, str]] = []
-        self.answers: list[tuple[str, float, int]] = []
         self.accepted_count: Counter[str] = Counter()
         self.throttle: Callable[[Recorded], Reply | None] | None = None
         self.hold: dict[str, float] = {}
@@ -90,7 +86,6 @@ class CountingStandin(TextAnywhereStandin):
             ref = rec.form.get("Client_Ref", "")
             body = reply.body if isinstance(reply.body, str) else reply.body.decode()
             with self._lock:
-                self.answers.append((ref, time.time(), reply.status))
                 if reply.status == 200 and body.endswith(":1"):
                     self.accepted_count[ref] += 1
                 reply.delay = max(reply.delay, self.hold.pop(ref, 0.0))
@@ -195,6 +190,11 @@ def wait_for(check: Callable[[], Any], seconds: float = 120, what: str = "it") -
         time.sleep(0.05)
 
 
+def figure(name: str, **values: Any) -> None:
+    """Print a measured figure (``pytest -s`` shows them; docs/performance.md quotes them)."""
+    print(f"FIGURE {name}: {json.dumps(values, default=str)}")
+
+
 def number(n: int) -> str:
     return f"+4474{n:08d}"
 
@@ -295,10 +295,7 @@ def drain_with_dispatchers(
             logs.append(tmp_path / f"worker{n}.log")
             processes.append(start_dispatcher(data_dir, values, logs[-1]))
         wait_for(
-            lambda: (
-                status_counts(engine).get("sent") == count
-                or any(p.poll() is not None for p in processes)
-            ),
+            lambda: all_sent(engine, count) or any(p.poll() is not None for p in processes),
             seconds=300,
             what="the batch to drain",
         )
@@ -319,8 +316,18 @@ def test_three_dispatcher_processes_send_each_message_exactly_once(
         sms_rate_per_second=100,
         dispatch_batch_size=25,
     )
+    started = time.monotonic()
     engine, _, _ = drain_with_dispatchers(tmp_path, standin, values, workers=3, count=count)
     assert_each_sent_once(engine, standin, count)
+    times = sorted(t for _, t, _ in standin.arrivals)
+    figure(
+        "three dispatchers",
+        backend=shared_ops_url.split(":")[0],
+        messages=count,
+        seconds=round(time.monotonic() - started, 1),
+        per_second=round((len(times) - 1) / (times[-1] - times[0]), 1),
+        per_connection=sorted(standin.connections().values()),
+    )
     # The work was shared: three connections (one per process and run) carried it.
     per_connection = standin.connections()
     assert len(per_connection) >= 3, per_connection
@@ -497,8 +504,8 @@ def job_runs(engine: Engine, job: str) -> list[JobRun]:
         return list(s.scalars(select(JobRun).where(JobRun.job == job).order_by(JobRun.id)))
 
 
-def overlapped(runs: list[JobRun], starts: list[dict[str, float]]) -> bool:
-    """Whether two runs (recorded on their own scheduler's clock) overlapped in real time."""
+def real_times(runs: list[JobRun], starts: list[dict[str, float]]) -> list[tuple[float, float]]:
+    """Each run's start and end on the real clock (each was recorded on its own clock)."""
     by_pid = {int(start["pid"]): start for start in starts}
     real = []
     for run in runs:
@@ -506,8 +513,7 @@ def overlapped(runs: list[JobRun], starts: list[dict[str, float]]) -> bool:
         shift = start["real"] - start["clock"]
         assert run.finished_at is not None
         real.append((run.started_at.timestamp() + shift, run.finished_at.timestamp() + shift))
-    (a0, a1), (b0, b1) = real
-    return a0 < b1 and b0 < a1
+    return real
 
 
 def test_two_schedulers_on_one_ops_store_text_each_student_once(
@@ -537,7 +543,16 @@ def test_two_schedulers_on_one_ops_store_text_each_student_once(
     runs = [r for r in job_runs(engine, "absence_texts") if r.outcome == "ok"]
     assert len(runs) == 2, [(r.slot, r.outcome, r.detail, r.error) for r in runs]
     assert len({r.worker for r in runs}) == 2, "one run on each machine"
-    assert overlapped(runs, starts), "the two runs did not overlap: no race was tested"
+    (a0, a1), (b0, b1) = real_times(runs, starts)
+    assert a0 < b1 and b0 < a1, "the two runs did not overlap: no race was tested"
+    figure(
+        "two schedulers",
+        backend=ops_url.split(":")[0],
+        run_seconds=[round(a1 - a0, 2), round(b1 - b0, 2)],
+        overlap_seconds=round(min(a1, b1) - max(a0, b0), 2),
+        queued_by_each_run=[r.counts["queued"] for r in runs],
+        students_by_each_run=[r.counts["students"] for r in runs],
+    )
     assert sum(r.counts["queued"] for r in runs) == accounts, [r.counts for r in runs]
     assert sum(r.counts["students"] for r in runs) == STUDENTS
     with session_scope(engine, immediate=False) as s:
@@ -561,7 +576,3 @@ def test_two_schedulers_on_one_ops_store_text_each_student_once(
     assert all("at 09:00" in r.form["Body"] for r in texts)
     marked = [line for text in logs for line in text.splitlines() if "runs.interrupted" in line]
     assert not marked, f"a live run was marked interrupted: {marked}"
-
-
-# Kept for the benchmark and other modules: the day the scheduler scenario runs on.
-SCHEDULER_DAY = dt.date.fromisoformat(DAY)
