@@ -353,6 +353,23 @@ go, out = Path(sys.argv[2]), Path(sys.argv[3])
 from schoolcomms.cli import main  # imports done before the race starts
 import schoolcomms.cli_scheduler, scheduler.loop, scheduler.jobs, senders.absence  # noqa
 import senders.dispatcher, senders.messengers, senders.channels.textanywhere  # noqa
+import scheduler.loop as loop
+
+# A barrier after start-up: each scheduler decides which slot is due before either runs
+# a job, so both plan at once. (Without it the slower starter sees the other's newer slot
+# already in job_runs and rightly runs nothing: no race would be tested.)
+prepare = loop.SchedulerLoop.prepare
+
+
+def prepare_then_wait(self):
+    prepare(self)
+    (go.parent / f"prepared-{os.getpid()}").touch()
+    deadline = time.monotonic() + 60
+    while len(list(go.parent.glob("prepared-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+loop.SchedulerLoop.prepare = prepare_then_wait
 while not go.exists():
     time.sleep(0.005)
 out.write_text(json.dumps({"real": time.time(), "clock": start.timestamp(), "pid": os.getpid()}))
@@ -542,7 +559,12 @@ def test_two_schedulers_on_one_ops_store_text_each_student_once(
     )
     runs = [r for r in job_runs(engine, "absence_texts") if r.outcome == "ok"]
     assert len(runs) == 2, [(r.slot, r.outcome, r.detail, r.error) for r in runs]
-    assert len({r.worker for r in runs}) == 2, "one run on each machine"
+    every_run = [
+        (r.slot, r.worker, r.outcome, r.detail, r.error) for r in job_runs(engine, "absence_texts")
+    ]
+    assert len({r.worker for r in runs}) == 2, (
+        f"one run on each machine: {every_run}\n" + "\n".join(t[-4000:] for t in logs)
+    )
     (a0, a1), (b0, b1) = real_times(runs, starts)
     assert a0 < b1 and b0 < a1, "the two runs did not overlap: no race was tested"
     figure(
