@@ -66,7 +66,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "dashboard" / "app.py"
 CACHE = Path(os.environ.get("BENCH_CACHE", Path(tempfile.gettempdir()) / "schoolcomms-bench"))
 PASSWORD = "loadtest-correct-horse-battery"
 ROLES = (
@@ -274,19 +273,14 @@ class Dashboard:
         command = [
             sys.executable,
             "-m",
-            "streamlit",
-            "run",
-            str(APP),
-            "--server.headless",
-            "true",
-            "--server.address",
+            "schoolcomms",
+            # What is deployed (deploy/schoolcomms-dashboard.service): the libraries and
+            # page helpers imported before the server starts.
+            "dashboard",
+            "--address",
             "127.0.0.1",
-            "--server.port",
+            "--port",
             str(self.port),
-            "--server.fileWatcherType",
-            "none",
-            "--browser.gatherUsageStats",
-            "false",
         ]
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as output:

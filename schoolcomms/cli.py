@@ -299,26 +299,6 @@ def settings_command(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"    {row['help']}")
 
 
-def _streamlit_argv(settings: Settings, port: int) -> list[str]:
-    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(app),
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-        # Uploads may be as large as the loader accepts (Streamlit's default is 200 MB).
-        "--server.maxUploadSize",
-        str(settings["max_extract_mb"]),
-    ]
-
-
 def _first_admin(settings: Settings) -> None:
     """Create the first admin account on a new ops store and print its password once."""
     from schoolcomms.auth import FIRST_ADMIN_EMAIL, ensure_first_admin
@@ -343,19 +323,29 @@ def _first_admin(settings: Settings) -> None:
 
 @main.command()
 @click.option("--port", default=8501, show_default=True)
+@click.option(
+    "--address",
+    default=None,
+    help="The address to listen on (default: every interface). Behind a reverse proxy on "
+    "the same machine: 127.0.0.1.",
+)
 @click.pass_context
-def dashboard(ctx: click.Context, port: int) -> None:
+def dashboard(ctx: click.Context, port: int, address: str | None) -> None:
     """Start the Streamlit dashboard.
+
+    The libraries and page helpers are imported before the server starts (a few
+    seconds), so no visitor waits for them.
 
     \b
     Example:
-      schoolcomms --data-dir data dashboard --port 8501
+      schoolcomms --data-dir data dashboard --port 8501 --address 127.0.0.1
     """
+    from schoolcomms.dashboard_server import serve
+
     settings = _settings(ctx)
     _first_admin(settings)
     os.environ[DATA_DIR_ENV] = str(settings.data_dir)
-    argv = _streamlit_argv(settings, port)
-    os.execv(argv[0], argv)
+    serve(settings, port, address)
 
 
 @main.command()
@@ -381,7 +371,7 @@ def run(ctx: click.Context, port: int) -> None:
         "Ctrl-C stops everything."
     )
     scheduler = subprocess.Popen([*base, "scheduler"], env=env)
-    dashboard_process = subprocess.Popen(_streamlit_argv(settings, port), env=env)
+    dashboard_process = subprocess.Popen([*base, "dashboard", "--port", str(port)], env=env)
     processes = (dashboard_process, scheduler)
     told = False
     try:

@@ -34,6 +34,7 @@ def test_pages_baseline_profile_and_new_load_at_a_tiny_size(loaded: Settings, tm
     assert attendance["detail"]["page"] == page
     assert run["problems"] == []
     assert run["first"] > 0 and run["cold"] > 0 and len(run["reruns"]) == 2
+    assert run["server_start"] > run["first"]  # the imports were paid before the page ran
     assert run["first_cpu"] > 0 and run["rerun_cpu"] > 0
     assert attendance["median"].count(" ms") == 2 and attendance["ratio"].count("x") == 2
     assert attendance["pass"] == (run["first"] < 1 and run["rerun"] < 0.3)
@@ -41,7 +42,8 @@ def test_pages_baseline_profile_and_new_load_at_a_tiny_size(loaded: Settings, tm
     assert "Pupils absent 1" in run["shows"]  # S2's O on the day: the page is not empty
     profile = attendance["profile"]
     assert set(profile) == {"first", "rerun"}
-    assert profile["first"]["imports"] > profile["rerun"]["imports"]  # modules loaded once
+    # The server preloaded the modules, so the first run imports little.
+    assert profile["first"]["imports"] < profile["first"]["seconds"] / 2
     assert any(name.startswith("dashboard/") for name, _, _ in profile["rerun"]["project"])
 
     new = check["detail"]

@@ -31,7 +31,6 @@ from schoolcomms.settings import Settings
 from .streamlit_ui import sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "dashboard" / "app.py"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = Path(os.environ.get("SCHOOLCOMMS_E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -181,21 +180,14 @@ def dashboard(school: School) -> Iterator[str]:
     command = [
         sys.executable,
         "-m",
-        "streamlit",
-        "run",
-        str(APP),
-        "--server.headless",
-        "true",
-        "--server.address",
+        "schoolcomms",
+        # What is deployed (deploy/schoolcomms-dashboard.service): the libraries and
+        # page helpers imported before the server starts.
+        "dashboard",
+        "--address",
         "127.0.0.1",
-        "--server.port",
+        "--port",
         str(port),
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "viewer",
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(
