@@ -337,6 +337,58 @@ class Dashboard:
             self.process.wait(timeout=15)
 
 
+class Dashboards:
+    """``count`` dashboard processes on one data folder, sessions spread over them.
+
+    As a sticky reverse proxy does (Caddy's ``lb_policy cookie``, nginx's ``hash
+    $cookie_… consistent``: docs/operations.md): a session stays on one process, the
+    sessions are shared evenly. With ``count`` 1 it is the single process.
+    """
+
+    def __init__(self, data_dir: Path, home: Path, count: int) -> None:
+        self.members = [
+            Dashboard(data_dir, home if i == 0 else home / f"dashboard-{i + 1}")
+            for i in range(count)
+        ]
+        first = self.members[0]
+        self.home, self.url, self.ws_url = first.home, first.url, first.ws_url
+
+    def ws_url_for(self, index: int) -> str:
+        """The websocket of the process session ``index`` is pinned to."""
+        return self.members[index % len(self.members)].ws_url
+
+    def start(self) -> None:
+        """Start every process (one after another: each preloads its imports)."""
+        for member in self.members:
+            member.start()
+
+    def cpu_seconds(self) -> float:
+        """CPU time of all the processes."""
+        return sum(m.cpu_seconds() for m in self.members)
+
+    def cpu_by_process(self) -> list[float]:
+        """CPU time of each process."""
+        return [m.cpu_seconds() for m in self.members]
+
+    def rss_mb(self) -> float:
+        """Resident memory of all the processes now."""
+        return sum(m.rss_mb() for m in self.members)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        """The sum of each process's peak resident memory."""
+        return sum(m.peak_rss_mb for m in self.members)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of each process's log."""
+        return "\n".join(m.log_tail(chars) for m in self.members)
+
+    def stop(self) -> None:
+        """Stop every process."""
+        for member in self.members:
+            member.stop()
+
+
 @dataclass
 class Job:
     """A CLI command run beside the sessions (or alone): when it ran and how it ended."""
@@ -960,6 +1012,7 @@ class Options:
     browser_check: bool = True  # every page once in Chromium too (skipped without Chromium)
     browser_sessions: int = 0  # then this many Chromium sessions at once, nothing else running
     seed: int = 6
+    dashboards: int = 1  # dashboard processes, sessions spread over them (a sticky proxy)
 
 
 def _job_figures(job: Job, origin: float) -> dict[str, Any]:
@@ -972,7 +1025,7 @@ def _job_figures(job: Job, origin: float) -> dict[str, Any]:
     }
 
 
-async def _baseline(dashboard: Dashboard, accounts: list[Account], options: Options) -> Phase:
+async def _baseline(dashboard: Dashboards, accounts: list[Account], options: Options) -> Phase:
     """One session at a time (one account per role), every page it may open, nothing else."""
     phase = Phase(sessions=len(accounts))
     for i, account in enumerate(accounts):
@@ -982,7 +1035,7 @@ async def _baseline(dashboard: Dashboard, accounts: list[Account], options: Opti
 
 
 async def _under_load(
-    dashboard: Dashboard, accounts: list[Account], options: Options, data: Path, marks: Path
+    dashboard: Dashboards, accounts: list[Account], options: Options, data: Path, marks: Path
 ) -> tuple[Phase, Job, Job]:
     """Every session at once; the load and the dispatch start once all have signed in."""
     phase = Phase(sessions=len(accounts))
@@ -991,7 +1044,7 @@ async def _under_load(
             person(
                 i,
                 account,
-                dashboard.ws_url,
+                dashboard.ws_url_for(i),
                 phase,
                 Plan(random.Random(options.seed * 1000 + i)),
                 options.think,
@@ -1013,7 +1066,7 @@ async def _under_load(
 
 
 def _browser_figures(
-    dashboard: Dashboard,
+    dashboard: Dashboards,
     accounts: list[Account],
     plans: list[Plan],
     options: Options,
@@ -1053,7 +1106,7 @@ def run(pristine: Path, marks: Path, work: Path, options: Options) -> dict[str, 
     accounts = create_accounts(data, options.sessions, "lt")
     alone = create_accounts(data, len(options.baseline_roles), "alone", options.baseline_roles)
     accounts_seconds = time.perf_counter() - started
-    dashboard = Dashboard(data, home)
+    dashboard = Dashboards(data, home, options.dashboards)
     dashboard.start()
     started_at = (dt.datetime.now().isoformat(timespec="seconds"), os.getloadavg())
     try:
@@ -1073,10 +1126,12 @@ def run(pristine: Path, marks: Path, work: Path, options: Options) -> dict[str, 
             )
         batch = queue_sms(data, options.sms, "test")
         cpu, rusage = dashboard.cpu_seconds(), resource.getrusage(resource.RUSAGE_SELF)
+        cpu_each = dashboard.cpu_by_process()
         load_before = os.getloadavg()
         phase, load, dispatch = asyncio.run(_under_load(dashboard, accounts, options, data, marks))
         test_seconds = time.perf_counter() - phase.origin
         test_cpu = dashboard.cpu_seconds() - cpu
+        test_cpu_each = [b - a for a, b in zip(cpu_each, dashboard.cpu_by_process(), strict=True)]
         after = resource.getrusage(resource.RUSAGE_SELF)
         driver_cpu = after.ru_utime + after.ru_stime - rusage.ru_utime - rusage.ru_stime
         counts = batch_counts(data, batch)
@@ -1121,6 +1176,7 @@ def run(pristine: Path, marks: Path, work: Path, options: Options) -> dict[str, 
             "load": _job_figures(load, phase.origin),
             "dispatch": {**_job_figures(dispatch, phase.origin), "counts": counts},
             "server_cpu_seconds": round(test_cpu, 1),
+            "server_cpu_seconds_by_process": [round(c, 1) for c in test_cpu_each],
             "server_peak_rss_mb": round(dashboard.peak_rss_mb, 0),
             "server_rss_end_mb": round(rss_end, 0),
             "driver_cpu_seconds": round(driver_cpu, 1),
@@ -1252,6 +1308,12 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Options]:
     parser.add_argument("--background-delay", type=float, default=default.background_delay)
     parser.add_argument("--seed", type=int, default=default.seed)
     parser.add_argument(
+        "--dashboards",
+        type=int,
+        default=default.dashboards,
+        help="dashboard processes on the same data, the sessions spread evenly over them",
+    )
+    parser.add_argument(
         "--no-browser-check",
         action="store_true",
         help="leave out the check of every page in Chromium (one session alone)",
@@ -1279,6 +1341,7 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Options]:
         seed=args.seed,
         browser_check=not args.no_browser_check,
         browser_sessions=args.browser_sessions,
+        dashboards=args.dashboards,
     )
     return args, options
 
