@@ -14,6 +14,7 @@ STUDENT_COLUMNS = [
     "form",
     "year_group",
     "status",
+    "email",
 ]
 CONTACT_COLUMNS = [
     "student_id",

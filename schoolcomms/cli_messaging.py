@@ -40,6 +40,11 @@ def _actor() -> str:
     help="Only contacts with parental responsibility.",
 )
 @click.option(
+    "--to-pupils",
+    is_flag=True,
+    help="E-mail the pupils themselves (their e-mail in the students extract), not contacts.",
+)
+@click.option(
     "--confirm-over-budget",
     is_flag=True,
     help="Send an SMS batch that costs more than sms_batch_budget_pence.",
@@ -56,20 +61,23 @@ def send(
     students: str,
     max_priority: int,
     parental_responsibility_only: bool,
+    to_pupils: bool,
     confirm_over_budget: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """A one-off send to the contacts of the given pupils.
+    """A one-off send to the contacts of the given pupils (or, by e-mail, the pupils).
 
     Default recipients are each pupil's priority-1 contacts; contacts without consent,
     without a valid mobile or e-mail, or opted out are listed as excluded with the
-    reason. Siblings share one message per contact.
+    reason. Siblings share one message per contact. With --to-pupils (e-mail only) each
+    pupil is written to at their own address.
 
     \b
     Examples:
       schoolcomms send --channel sms --students S1,S2 --body "Hello {{ contact.name }}" --dry-run --json
       schoolcomms send --channel email --template "Positive news" --students S1
+      schoolcomms send --channel email --to-pupils --students S1 --subject "Homework" --body "Hi {{ contact.forename }}"
     """
     from schoolcomms.ops.db import open_ops
     from schoolcomms.ops.history import audit
@@ -80,6 +88,8 @@ def send(
 
     if (template is None) == (body is None):
         raise Refused("Give exactly one of --template NAME or --body TEXT.")
+    if to_pupils and channel != "email":
+        raise Refused("Pupils can be written to by e-mail only: use --channel email.")
     settings = _settings(ctx)
     ids = [s.strip() for s in students.split(",") if s.strip()]
     composition = Composition(
@@ -89,7 +99,7 @@ def send(
         body=body,
         subject=subject,
         template=template,
-        rule=RecipientRule(channel, max_priority, parental_responsibility_only),
+        rule=RecipientRule(channel, max_priority, parental_responsibility_only, to_pupils),
     )
     engine = open_ops(settings)
     try:

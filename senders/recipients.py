@@ -24,13 +24,17 @@ from senders.base import Channel
 
 @dataclass(frozen=True)
 class RecipientRule:
-    """Which of a pupil's contacts a message goes to."""
+    """Which of a pupil's contacts a message goes to; with ``pupils``, the pupils
+    themselves at their own e-mail address (the students extract's ``email``)."""
 
     channel: Channel
     max_priority: int = 1
     parental_responsibility_only: bool = False
+    pupils: bool = False
 
     def describe(self) -> str:
+        if self.pupils:
+            return "pupils' own e-mail addresses"
         who = "priority 1" if self.max_priority == 1 else f"priority 1–{self.max_priority}"
         if self.parental_responsibility_only:
             who += " with parental responsibility"
@@ -147,6 +151,8 @@ def choose_recipients(
     """
     opted_out = opted_out or set()
     pupils = {row["student_id"]: row for row in students.to_dict("records")}
+    if rule.pupils:
+        return _choose_pupils(pupils, rule, order, opted_out)
     by_student: dict[str, list[dict[str, Any]]] = {}
     for row in contacts.to_dict("records"):
         by_student.setdefault(row["student_id"], []).append(row)
@@ -195,3 +201,59 @@ def choose_recipients(
             by_address[key] = contact_id
             recipients[contact_id] = Recipient(contact_id, address, contact, [pupil])
     return list(recipients.values()), excluded
+
+
+PUPIL_PREFIX = "pupil:"
+
+
+def pupil_contact(pupil: dict[str, Any]) -> dict[str, Any]:
+    """A pupil written to directly, as a contact row (``contact_id`` ``pupil:<id>``)."""
+    return {
+        "student_id": pupil["student_id"],
+        "contact_id": f"{PUPIL_PREFIX}{pupil['student_id']}",
+        "title": "",
+        "forename": _text(pupil.get("preferred_forename")) or _text(pupil.get("forename")),
+        "surname": _text(pupil.get("surname")),
+        "relationship": "Pupil",
+        "email": _text(pupil.get("email")),
+    }
+
+
+def _choose_pupils(
+    pupils: dict[str, dict[str, Any]],
+    rule: RecipientRule,
+    order: list[str],
+    opted_out: set[str],
+) -> tuple[list[Recipient], list[Exclusion]]:
+    """Each pupil in ``order`` at their own e-mail address (e-mail only)."""
+    recipients: list[Recipient] = []
+    excluded: list[Exclusion] = []
+    seen: dict[str, str] = {}
+    for student_id in dict.fromkeys(order):
+        pupil = pupils.get(student_id)
+        if pupil is None:
+            excluded.append(Exclusion(student_id, None, "not a pupil in the current data"))
+            continue
+        contact = pupil_contact(pupil)
+        contact_id = contact["contact_id"]
+        if rule.channel != "email":
+            excluded.append(
+                Exclusion(student_id, contact_id, "pupils can be written to by e-mail only")
+            )
+            continue
+        raw = contact["email"]
+        address = email_address(raw) if raw else None
+        if not raw:
+            reason = "no pupil e-mail in the students extract"
+        elif address is None:
+            reason = f"invalid pupil e-mail ({raw})"
+        elif address.lower() in opted_out:
+            reason = "opted out of e-mail"
+        elif address.lower() in seen:
+            reason = f"same address as pupil {seen[address.lower()]}, already being sent this"
+        else:
+            seen[address.lower()] = student_id
+            recipients.append(Recipient(contact_id, address, contact, [pupil]))
+            continue
+        excluded.append(Exclusion(student_id, contact_id, reason))
+    return recipients, excluded

@@ -154,3 +154,41 @@ def test_letters_are_merged_into_a_pdf_with_the_batch(school, settings, tmp_path
     assert [(m["channel"], m["status"], m["to_address"].splitlines()[-1]) for m in log] == [
         ("letter", "sent", "LS1 1AA")
     ]
+
+
+def test_pupils_are_e_mailed_at_their_own_address(school, settings):
+    """Homework: e-mail the pupils themselves. S1 has an address; S2 has none (left out
+    in words); an SMS to pupils is refused."""
+    result = send(
+        school,
+        "--channel",
+        "email",
+        "--to-pupils",
+        "--students",
+        "S1,S2",
+        "--subject",
+        "Homework",
+        "--body",
+        "Hi {{ contact.forename }}, your homework is overdue.",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert [(m["contact_id"], m["to"]) for m in plan["messages"]] == [
+        ("pupil:S1", "ann@pupils.example.com")
+    ]
+    assert plan["messages"][0]["body"].startswith("Hi Ann, your homework is overdue.")
+    assert plan["excluded"] == [
+        {
+            "student_id": "S2",
+            "contact_id": "pupil:S2",
+            "reason": "no pupil e-mail in the students extract",
+        }
+    ]
+    assert school("dispatch").exit_code == 0
+    sent = json.loads(school("messages", "--json").stdout)
+    assert [(m["contact_id"], m["status"]) for m in sent] == [("pupil:S1", "sent")]
+    refused = send(
+        school, "--channel", "sms", "--to-pupils", "--students", "S1", "--body", "Hi", "--json"
+    )
+    assert refused.exit_code == 2 and "e-mail only" in refused.output
