@@ -27,7 +27,8 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from reports.export import csv_bytes
+from dashboard.common import download as download  # re-exported: it used to live here
+from dashboard.common import may as may
 from schoolcomms.settings import Settings
 from senders.bank import get_template, save_template
 from senders.merge_fields import MERGE_FIELDS, event_fields, ukdate
@@ -479,45 +480,6 @@ def selected_positions(selection: Any, size: int) -> list[int]:
         except (KeyError, TypeError):
             rows = list(getattr(getattr(selection, "selection", None), "rows", []) or [])
     return [r for r in rows if isinstance(r, int) and 0 <= r < size]
-
-
-def download(frame: pd.DataFrame, file_name: str, key: str, *, label: str = "Download CSV") -> None:
-    """A download button (``label``) for ``frame`` as CSV, formula-like cells escaped.
-
-    The CSV is built only when the button is pressed: escaping every cell of a large
-    table takes seconds, too long to do on every run of the page. The pages use this
-    under every table they show.
-    """
-    st.download_button(
-        label,
-        lambda: csv_bytes(frame),
-        file_name=file_name,
-        mime="text/csv",
-        key=key,
-        icon=":material/download:",
-        on_click="ignore",
-    )
-
-
-def may(action: str, *pressed: str) -> bool:
-    """Whether to show the controls of ``action``: the signed-in account may do it now.
-
-    Every page hides the controls an account may not use. A control in ``pressed`` (its
-    widget key) that was pressed just after the account lost the role, on a page drawn
-    before, is not drawn again, so it does nothing: the refusal is said instead, in the
-    words of the check each action makes when it runs (``require_action``).
-    """
-    from dashboard.common import require_action, user_can
-    from schoolcomms.roles import PermissionDenied
-
-    if user_can(action):
-        return True
-    if any(st.session_state.get(key) for key in pressed):
-        try:
-            require_action(action)
-        except PermissionDenied as exc:
-            st.error(str(exc), icon=":material/block:")
-    return False
 
 
 def uk_today() -> dt.date:

@@ -29,7 +29,35 @@ def contact_details(data_dir: str, generation: int) -> pd.DataFrame:
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def contact_summary(data_dir: str, generation: int) -> dict[str, int]:
     """:func:`reports.contacts.contact_summary` for ``generation`` of ``data_dir``."""
-    return contacts.contact_summary(_warehouse_for(data_dir))
+    details = contact_details(data_dir, generation)
+    return contacts.summarise(details, invalid_numbers(data_dir, generation))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def contact_options(data_dir: str, generation: int) -> dict[str, list[str]]:
+    """The forms and year groups of :func:`contact_details` (``form``, ``year_group``):
+    distinct non-blank values in school order."""
+    details = contact_details(data_dir, generation)
+    out: dict[str, list[str]] = {}
+    for column in ("form", "year_group"):
+        values = [str(v) for v in details[column].dropna().unique() if str(v).strip()]
+        out[column] = contacts.school_order(values)
+    return out
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def contact_problems_by(
+    data_dir: str,
+    generation: int,
+    forms: tuple[str, ...],
+    year_groups: tuple[str, ...],
+    kinds: tuple[str, ...],
+    by: str,
+) -> pd.DataFrame:
+    """:func:`reports.contacts.problems_by` of the contact details these filters show."""
+    details = contact_details(data_dir, generation)
+    shown = contacts.filter_details(details, forms=forms, year_groups=year_groups, kinds=kinds)
+    return contacts.problems_by(shown, by)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

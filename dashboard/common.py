@@ -17,10 +17,12 @@ import os
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
+from reports.export import csv_bytes
 from schoolcomms.auth import SignedIn
 from schoolcomms.roles import PermissionDenied, can, check_action, check_page
 from schoolcomms.settings import Settings, SettingsError, load_settings, resolve_data_dir
@@ -44,6 +46,9 @@ DATA_LOADS_PAGE = "pages/data_loads.py"
 CONTACT_DETAILS_PAGE = "pages/contact_details.py"
 HOME_PAGE = "pages/home.py"
 SCHEDULER_PAGE = "pages/scheduler_jobs.py"
+# Rows a table sends to the browser at most: nobody reads further, and every run would
+# send them again (the CSV download holds every row).
+MAX_ROWS_SHOWN = 2_000
 
 
 def data_dir() -> str:
@@ -234,18 +239,82 @@ def run_or_stop(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T
         )
 
 
+def download(
+    frame: pd.DataFrame,
+    file_name: str,
+    key: str,
+    *,
+    label: str = "Download CSV",
+    disabled: bool = False,
+    container: Any = None,
+) -> None:
+    """A download button (``label``) for ``frame`` as CSV, formula-like cells escaped.
+
+    The CSV is built only when the button is pressed: escaping every cell of a large
+    table takes seconds, too long to do on every run of the page. The pages use this
+    under every table they show; ``container`` (a column, say) is where it goes.
+    """
+    (container or st).download_button(
+        label,
+        lambda: csv_bytes(frame),
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        icon=":material/download:",
+        on_click="ignore",
+        disabled=disabled,
+    )
+
+
+def capped(frame: pd.DataFrame, what: str, limit: int | None = None) -> pd.DataFrame:
+    """The first ``limit`` rows of ``frame`` (default :data:`MAX_ROWS_SHOWN`), to show in
+    a table; says so when it cuts. ``what`` names the rows ("grades"). Offer the whole
+    ``frame`` for download.
+    """
+    limit = MAX_ROWS_SHOWN if limit is None else limit
+    if len(frame) <= limit:
+        return frame
+    st.caption(
+        f"Showing the first {limit:,} of {len(frame):,} {what}: narrow the filters to see "
+        f"the others. The CSV download has all {len(frame):,}."
+    )
+    return frame.iloc[:limit]
+
+
+def may(action: str, *pressed: str) -> bool:
+    """Whether to show the controls of ``action``: the signed-in account may do it now.
+
+    Every page hides the controls an account may not use. A control in ``pressed`` (its
+    widget key) that was pressed just after the account lost the role, on a page drawn
+    before, is not drawn again, so it does nothing: the refusal is said instead, in the
+    words of the check each action makes when it runs (``require_action``).
+    """
+    if user_can(action):
+        return True
+    if any(st.session_state.get(key) for key in pressed):
+        try:
+            require_action(action)
+        except PermissionDenied as exc:
+            st.error(str(exc), icon=":material/block:")
+    return False
+
+
 __all__ = [
     "ADMIN",
     "ATTENDANCE_OFFICER",
+    "MAX_ROWS_SHOWN",
     "DATA_MANAGER",
     "OFFICE",
     "SENIOR_LEADER",
+    "capped",
     "current_actor",
     "current_generation",
     "data_dir",
+    "download",
     "get_ops_engine",
     "get_settings",
     "get_warehouse",
+    "may",
     "no_data_state",
     "page_link_or_text",
     "require_action",

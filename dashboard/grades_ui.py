@@ -43,6 +43,12 @@ def grades(data_dir: str, generation: int, teacher_staff_id: str | None) -> pd.D
     return grade_reports.grades(_warehouse_for(data_dir), teacher_staff_id=teacher_staff_id)
 
 
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def options(data_dir: str, generation: int, teacher_staff_id: str | None) -> dict[str, list[str]]:
+    """:func:`reports.grades.grade_options` of :func:`grades` (the same arguments)."""
+    return grade_reports.grade_options(grades(data_dir, generation, teacher_staff_id))
+
+
 def fingerprint(*values: Any) -> str:
     """A short digest of the filters, to notice when they change."""
     text = json.dumps(values, sort_keys=True, default=str)

@@ -207,10 +207,14 @@ def filter_pupils(
     forms: Iterable[str] = (),
     year_groups: Iterable[str] = (),
     search: str = "",
+    in_school_order: bool = False,
 ) -> pd.DataFrame:
     """The pupils in any of ``forms`` and ``year_groups`` whose name or id contains ``search``,
-    in school order (year 7 before year 10, then form, keeping the given order within)."""
-    shown = school_sorted(pupils)
+    in school order (year 7 before year 10, then form, keeping the given order within).
+
+    ``in_school_order``: ``pupils`` are already :func:`school_sorted` (a cached copy).
+    """
+    shown = pupils if in_school_order else school_sorted(pupils)
     forms, year_groups = list(forms), list(year_groups)
     if forms:
         shown = shown[shown["form"].astype(str).isin(forms)]
@@ -238,6 +242,11 @@ def school_sorted(pupils: pd.DataFrame) -> pd.DataFrame:
         ranks[f"_{column}_rank"] = values.map(order)
     ordered = pupils.assign(**ranks).sort_values(list(ranks), kind="stable")
     return ordered.drop(columns=list(ranks))
+
+
+def pupil_labels(pupils: pd.DataFrame) -> dict[str, str]:
+    """Student id -> :func:`pupil_label`, in the order of ``pupils``."""
+    return {str(r["student_id"]): pupil_label(r) for r in pupils.to_dict("records")}
 
 
 def picker_key(forms: Iterable[str], year_groups: Iterable[str], search: str) -> str:
@@ -707,6 +716,7 @@ __all__ = [
     "pupil_label",
     "pupils_word",
     "read_prefill",
+    "pupil_labels",
     "school_sorted",
     "selected_ids",
     "selected_message_ids",

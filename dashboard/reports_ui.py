@@ -1,9 +1,9 @@
 """Helpers for the Weekly reports page: cached report previews and the schedule table.
 
 Reports built from the warehouse are cached per data directory, warehouse generation,
-report, week and minute (the missing-registers report is "as of now", so a preview
-is at most a minute old); the messages report reads the ops store, which changes all
-the time, so it is built afresh on every run of the page.
+report and week, and a report "as of now" (missing registers) per minute too, so its
+preview is at most a minute old; the messages report reads the ops store, which
+changes all the time, so it is built afresh on every run of the page.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ SCHEDULE_COLUMNS = [
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Building the report…")
 def _warehouse_report(
-    data_dir: str, generation: int, name: str, week_start: str, at: str
+    data_dir: str, generation: int, name: str, week_start: str, at: str | None, _now: str
 ) -> ReportContent:
+    # ``at`` keys the cache (None: the report does not depend on it); ``_now`` is the
+    # moment given to the builder all the same.
     settings = _settings_for(data_dir)
     engine = _ops_engine_for(settings.resolved_ops_url, data_dir)
     return build_report(
@@ -45,7 +47,7 @@ def _warehouse_report(
         _warehouse_for(data_dir),
         engine,
         dt.date.fromisoformat(week_start),
-        dt.datetime.fromisoformat(at),
+        dt.datetime.fromisoformat(at or _now),
     )
 
 
@@ -59,11 +61,30 @@ def report_preview(
     generation: int | None,
 ) -> ReportContent:
     """The report ``name`` for the week, as of ``at`` (naive UK, to the minute)."""
-    if REPORTS[name].needs_warehouse and generation is not None:
+    report = REPORTS.get(name)
+    if report is not None and report.needs_warehouse and generation is not None:
+        moment = at.isoformat()
         return _warehouse_report(
-            str(settings.data_dir), generation, name, week_start.isoformat(), at.isoformat()
+            str(settings.data_dir),
+            generation,
+            name,
+            week_start.isoformat(),
+            moment if report.as_of else None,
+            moment,
         )
     return build_report(name, settings, warehouse, engine, week_start, at)
+
+
+def preview_key(
+    settings: Settings, name: str, week_start: dt.date, at: dt.datetime, generation: int | None
+) -> tuple[str, ...] | None:
+    """What identifies the preview :func:`report_preview` returns for these arguments
+    (None when it is built afresh on every run)."""
+    report = REPORTS.get(name)
+    if report is None or not report.needs_warehouse or generation is None:
+        return None
+    moment = at.isoformat() if report.as_of else ""
+    return (str(settings.data_dir), str(generation), name, week_start.isoformat(), moment)
 
 
 def schedule_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -90,6 +111,7 @@ def weekday_index(day: str) -> int:
 
 __all__ = [
     "SCHEDULE_COLUMNS",
+    "preview_key",
     "report_preview",
     "schedule_label",
     "schedule_table",

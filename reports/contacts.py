@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
 import pandas as pd
 
@@ -178,8 +177,12 @@ def contact_summary(warehouse: Warehouse) -> dict[str, int]:
     (distinct contacts, by contact_id, with at least one invalid number) and
     ``invalid_numbers`` (numbers given but invalid).
     """
-    details = contact_details(warehouse)
-    invalid = invalid_numbers(warehouse)
+    return summarise(contact_details(warehouse), invalid_numbers(warehouse))
+
+
+def summarise(details: pd.DataFrame, invalid: pd.DataFrame) -> dict[str, int]:
+    """:func:`contact_summary` of frames already read: :func:`contact_details` and
+    :func:`invalid_numbers` (so that a cached copy of each is not read again)."""
     return {
         "students": len(details),
         "without_priority1": int(details["no_priority1"].sum()),
@@ -240,13 +243,15 @@ def problems_by(frame: pd.DataFrame, by: str = "form") -> pd.DataFrame:
     """
     if by not in ("form", "year_group"):
         raise ValueError("problems_by groups by 'form' or 'year_group'.")
-    groups = frame[by].fillna("(none)").astype(str).replace("", "(none)")
-    rows: list[dict[str, Any]] = []
-    for group in school_order(groups.unique()):
-        in_group = frame[groups == group]
-        for kind, column in PROBLEM_KINDS.items():
-            rows.append({by: group, "problem": kind, "students": int(in_group[column].sum())})
-    return pd.DataFrame(rows, columns=[by, "problem", "students"])
+    columns = [by, "problem", "students"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    groups = frame[by].fillna("(none)").astype(str).replace("", "(none)").rename(by)
+    counts = frame[list(PROBLEM_KINDS.values())].astype("int64").groupby(groups).sum()
+    counts = counts.reindex(school_order(counts.index))
+    counts.columns = pd.Index(list(PROBLEM_KINDS), name="problem")
+    long = counts.stack().rename("students").reset_index()
+    return long[columns].astype({"students": "int64"}).reset_index(drop=True)
 
 
 def school_order(values: Iterable[str]) -> list[str]:
@@ -267,4 +272,5 @@ __all__ = [
     "invalid_numbers",
     "problems_by",
     "school_order",
+    "summarise",
 ]

@@ -94,7 +94,8 @@ def grade_options(frame: pd.DataFrame) -> dict[str, list[str]]:
     ``year_groups``): distinct non-blank values, years and classes in school order."""
     out: dict[str, list[str]] = {}
     for name, column in FILTERS.items():
-        values = {str(v) for v in frame[column].dropna() if str(v).strip()}
+        # unique() first: the distinct values are few, the cells tens of thousands.
+        values = {str(v) for v in frame[column].dropna().unique() if str(v).strip()}
         out[name] = school_order(values) if name in ("year_groups", "classes") else sorted(values)
     return out
 

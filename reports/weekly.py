@@ -54,7 +54,9 @@ Builder = Callable[[Settings, Warehouse | None, Engine, dt.date, dt.datetime], R
 class WeeklyReport:
     """A report that can be scheduled: its name, title, description and builder.
 
-    ``needs_warehouse`` is False for reports built from the ops store alone.
+    ``needs_warehouse`` is False for reports built from the ops store alone;
+    ``as_of`` is True for a report that depends on the moment it is built (``at``), not
+    only on the week.
     """
 
     name: str
@@ -62,6 +64,7 @@ class WeeklyReport:
     description: str
     build: Builder
     needs_warehouse: bool = True
+    as_of: bool = False
 
 
 REPORTS: dict[str, WeeklyReport] = {
@@ -85,6 +88,7 @@ REPORTS: dict[str, WeeklyReport] = {
         "Registers of the week not taken by the time the report is sent, by teacher and "
         "department, with every lesson in the CSV.",
         build_missing_registers,
+        as_of=True,
     ),
     "messages": WeeklyReport(
         "messages",

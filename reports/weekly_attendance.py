@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import altair as alt
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -34,14 +35,65 @@ def _percent(value: Any) -> str:
     return "no possible sessions" if value is None or pd.isna(value) else f"{value:.1f}%"
 
 
-def _groups(
-    warehouse: Warehouse, by: str, week: tuple[dt.date, dt.date], ytd: dt.date, settings: Settings
+def _round1(values: pd.Series) -> pd.Series:
+    """``values`` rounded to one decimal half away from zero, as DuckDB's ``round`` does
+    (so that a figure computed here matches :mod:`reports.attendance` to the digit)."""
+    scaled = values.astype("float64") * 10
+    low = np.floor(scaled)
+    return pd.Series(np.where(scaled - low >= 0.5, low + 1, low), index=values.index) / 10
+
+
+def _percent_of(attended: pd.Series, possible: pd.Series) -> pd.Series:
+    """attended / possible × 100 to one decimal, NaN where nothing was possible."""
+    ratio = (100.0 * attended.astype("float64")) / possible.astype("float64").where(possible != 0)
+    return _round1(ratio)
+
+
+def group_attendance(
+    pupils: pd.DataFrame, by: str, threshold_percent: float | None = None
 ) -> pd.DataFrame:
-    extra, threshold = settings["extra_attendance_codes"], settings["persistent_absence_percent"]
-    this_week = attendance.attendance_by_group(warehouse, *week, by, extra_codes=extra)
-    year = attendance.attendance_by_group(
-        warehouse, ytd, week[1], by, threshold_percent=threshold, extra_codes=extra
+    """:func:`reports.attendance.attendance_by_group` computed from the same range's
+    :func:`reports.attendance.attendance_by_pupil` (one read of the marks, not two): the
+    same columns and figures; a blank group is NaN. Rows are not in school order."""
+    counts = ["possible", "attended", "authorised", "unauthorised"]
+    key = pupils[by].where(pupils[by] != "")
+    data = (
+        pupils[counts]
+        .astype("int64")
+        .assign(
+            pupils=(pupils["possible"] > 0).astype("int64"),
+            below=(pupils["percent"] < threshold_percent).astype("int64")
+            if threshold_percent is not None
+            else 0,
+        )
     )
+    grouped = data.groupby(key.rename(by), dropna=False, sort=False).sum()
+    out = grouped[["pupils", *counts]].reset_index()
+    out["percent"] = _percent_of(out["attended"], out["possible"])
+    if threshold_percent is not None:
+        out["persistent_absentees"] = grouped["below"].to_numpy()
+    return out
+
+
+def overall(pupils: pd.DataFrame) -> dict[str, float | int | None]:
+    """:func:`reports.attendance.overall_attendance` computed from the same range's
+    :func:`reports.attendance.attendance_by_pupil`."""
+    possible, attended = int(pupils["possible"].sum()), int(pupils["attended"].sum())
+    percent = _percent_of(pd.Series([attended]), pd.Series([possible])).iloc[0]
+    return {
+        "pupils": int((pupils["possible"] > 0).sum()),
+        "possible": possible,
+        "attended": attended,
+        "percent": None if pd.isna(percent) else float(percent),
+    }
+
+
+def _groups(
+    pupils_week: pd.DataFrame, pupils_year: pd.DataFrame, by: str, settings: Settings
+) -> pd.DataFrame:
+    threshold = settings["persistent_absence_percent"]
+    this_week = group_attendance(pupils_week, by)
+    year = group_attendance(pupils_year, by, threshold_percent=float(threshold))
     year = year[[by, "percent", "persistent_absentees"]].rename(columns={"percent": "percent_ytd"})
     merged = this_week.merge(year, on=by, how="outer", sort=False)
     counts = ["pupils", "possible", "attended", "authorised", "unauthorised"]
@@ -83,11 +135,12 @@ def build_attendance(
     extra = settings["extra_attendance_codes"]
     week = (week_start, week_end)
     basis = attendance.attendance_basis(warehouse)
-    overall = attendance.overall_attendance(warehouse, *week, extra_codes=extra)
+    # Two reads of the marks (the week, the year to date); every total comes from them.
     pupils_week = attendance.attendance_by_pupil(warehouse, *week, extra_codes=extra)
     pupils_year = attendance.attendance_by_pupil(warehouse, ytd, week_end, extra_codes=extra)
-    by_year = _groups(warehouse, "year_group", week, ytd, settings)
-    by_form = _groups(warehouse, "form", week, ytd, settings)
+    totals = overall(pupils_week)
+    by_year = _groups(pupils_week, pupils_year, "year_group", settings)
+    by_form = _groups(pupils_week, pupils_year, "form", settings)
 
     year = pupils_year.rename(
         columns={"possible": "possible_ytd", "attended": "attended_ytd", "percent": "percent_ytd"}
@@ -141,10 +194,10 @@ def build_attendance(
     )
     unit = "session" if basis == "session" else "lesson"
     label = week_label(week_start)
-    if overall["possible"]:
+    if totals["possible"]:
         intro = (
-            f"Attendance for the week {label} was {_percent(overall['percent'])} of "
-            f"{overall['possible']:,} possible {unit}s. {len(absentees):,} pupil(s) are "
+            f"Attendance for the week {label} was {_percent(totals['percent'])} of "
+            f"{totals['possible']:,} possible {unit}s. {len(absentees):,} pupil(s) are "
             f"persistently absent: below {threshold:g}% since {since}."
         )
     else:

@@ -14,7 +14,7 @@ from conftest import sign_in
 from streamlit.testing.v1 import AppTest
 from test_reports import CONTACTS, STUDENTS, write_csv, write_fixture
 
-from dashboard import actions, behaviour_ui, common
+from dashboard import actions, common
 from pipelines.load import load_paths
 from reports.export import csv_bytes
 from reports.loads import PROBLEM_TABLE_COLUMNS, load_history
@@ -73,13 +73,13 @@ def metrics(at: AppTest) -> dict[str, str]:
 def offered_downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[pd.DataFrame, str]]:
     """Record each table a page offers as CSV (key -> (table, file name)), still drawing it."""
     offered: dict[str, tuple[pd.DataFrame, str]] = {}
-    real = behaviour_ui.download
+    real = common.download
 
     def download(frame: pd.DataFrame, file_name: str, key: str, **kw: Any) -> None:
         offered[key] = (frame, file_name)
         real(frame, file_name, key, **kw)
 
-    monkeypatch.setattr(behaviour_ui, "download", download)
+    monkeypatch.setattr(common, "download", download)
     return offered
 
 
@@ -189,6 +189,9 @@ def test_contact_details_follow_a_new_generation(settings: Settings) -> None:
     load_fixture(settings)
     at = run(CONTACT_DETAILS)
     assert metrics(at)["Current students"] == "4"
+    forms = at.multiselect(key="filter_forms").options
+    years = at.multiselect(key="filter_years").options
+    assert "10" in years
     folder = settings.data_dir.parent / "smaller"
     report = load_paths(
         [
@@ -200,6 +203,13 @@ def test_contact_details_follow_a_new_generation(settings: Settings) -> None:
     assert report.ok
     at.run()  # the cache key is the generation: no clearing needed
     assert metrics(at)["Current students"] == "2"
+    assert at.dataframe[0].value["student_id"].tolist() == ["S1", "S2"]
+    # The filter choices and the chart are the new generation's too (cached on it).
+    assert at.multiselect(key="filter_forms").options == ["7A"] != forms
+    assert "10" not in at.multiselect(key="filter_years").options != years
+    at.radio(key="chart_group").set_value("Year group").run()
+    (chart,) = at.get("vega_lite_chart")
+    assert '"10"' not in chart.proto.spec and '"7"' in chart.proto.spec
 
 
 # ---- data loads -------------------------------------------------------------------------

@@ -279,7 +279,7 @@ def test_every_change_is_checked_again_when_it_runs(
 ) -> None:
     # Every role that may open the page may change rules: the page gate is opened for a
     # teacher here, so what must refuse is the check when each change runs.
-    from dashboard import behaviour_ui, common
+    from dashboard import common
     from schoolcomms.roles import ACTION_ROLES, PAGE_ROLES
 
     assert set(ACTION_ROLES["alerts.edit"]) == set(PAGE_ROLES["alert_rules"])
@@ -292,13 +292,13 @@ def test_every_change_is_checked_again_when_it_runs(
     assert at.button(key="ar_preview")  # looking is not changing
 
     offered: dict[str, pd.DataFrame] = {}
-    real = behaviour_ui.download
+    real = common.download
 
     def download(frame: pd.DataFrame, file_name: str, key: str, **kw: object) -> None:
         offered[key] = frame
         real(frame, file_name, key)
 
-    monkeypatch.setattr(behaviour_ui, "download", download)
+    monkeypatch.setattr(common, "download", download)
     monkeypatch.setattr(common, "user_can", lambda action: True)
     run(at)
     at.button(key="ar_seed").click()

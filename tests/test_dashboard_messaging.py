@@ -19,7 +19,7 @@ import time_machine
 from conftest import sign_in
 from streamlit.testing.v1 import AppTest
 
-from dashboard import behaviour_ui, common, messaging
+from dashboard import common, messaging
 from reports import messages as message_reports
 from schoolcomms import auth
 from schoolcomms.ops.db import open_ops
@@ -125,13 +125,13 @@ def email_of(*roles: str) -> str:
 def offered_downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[pd.DataFrame, str]]:
     """Record each table a page offers as CSV (key -> (table, file name)), still drawing it."""
     offered: dict[str, tuple[pd.DataFrame, str]] = {}
-    real = behaviour_ui.download
+    real = common.download
 
     def download(frame: pd.DataFrame, file_name: str, key: str, **kw: Any) -> None:
         offered[key] = (frame, file_name)
         real(frame, file_name, key, **kw)
 
-    monkeypatch.setattr(behaviour_ui, "download", download)
+    monkeypatch.setattr(common, "download", download)
     return offered
 
 

@@ -275,3 +275,59 @@ def test_nothing_loaded_still_shows_the_inbox(page_data: Settings) -> None:
     at = start("pastoral")
     assert "No data loaded yet" in texts(at.info)
     assert "You have not queried a grade yet" in texts(at.info)
+
+
+def offered_csvs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Each download button's file as the page offers it (key -> bytes or a callable)."""
+    offered: dict[str, Any] = {}
+    real = st.download_button
+
+    def download_button(label: str, data: Any = None, **kw: Any) -> Any:
+        offered[kw.get("key") or label] = data
+        return real(label, data, **kw)
+
+    monkeypatch.setattr(st, "download_button", download_button)
+    return offered
+
+
+def test_a_long_list_shows_its_first_rows_and_the_csv_has_them_all(
+    page_data: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import common
+
+    formula = grade("G5", "S2", "10A/Ma", "Maths", "Spring test", comment='=HYPERLINK("x")')
+    tables = minimal_school()
+    tables["grades"] = [*GRADES, formula]
+    assert load_paths(write_extracts(tmp_path / "school", tables), page_data).ok
+    monkeypatch.setattr(common, "MAX_ROWS_SHOWN", 2)
+    offered = offered_csvs(monkeypatch)
+    at = start("pastoral")
+    assert len(grades_table(at)) == 2
+    assert "Showing the first 2 of 5 grades" in texts(at.caption)
+    assert "The CSV download has all 5." in texts(at.caption)
+    # The file is built when the button is pressed, with every grade the filters match.
+    build = offered["grades_download"]
+    assert callable(build)
+    lines = build().decode("utf-8-sig").splitlines()
+    assert len(lines) == 1 + 5
+    assert any(line.startswith("G5,") and "'=HYPERLINK" in line for line in lines)
+    assert not any(",=" in line for line in lines)
+
+    at.multiselect(key="grades_subjects").set_value(["English"])
+    run(at)
+    assert grades_table(at)["grade_id"].tolist() == ["G3"]
+    assert "Showing the first" not in texts(at.caption)
+    assert offered["grades_download"]().decode("utf-8-sig").count("\r\n") == 1 + 1
+
+
+def test_a_new_load_shows_in_the_same_session(school: Settings, tmp_path: Path) -> None:
+    at = start("pastoral")
+    assert sorted(grades_table(at)["grade_id"]) == ["G1", "G2", "G3", "G4"]
+    assert "Science" not in at.multiselect(key="grades_subjects").options
+    extra = grade("G9", "S3", "8B/En", "Science", "Autumn test", grade="A")
+    tables = minimal_school()
+    tables["grades"] = [*GRADES, extra]
+    assert load_paths(write_extracts(tmp_path / "second", tables), school).ok
+    run(at)  # the same session: the grades and the filter choices of the new generation
+    assert sorted(grades_table(at)["grade_id"]) == ["G1", "G2", "G3", "G4", "G9"]
+    assert "Science" in at.multiselect(key="grades_subjects").options

@@ -153,6 +153,32 @@ def test_attendance_report_content(school: Settings) -> None:
         build_report("tea", school, warehouse, engine, WEEK, MONDAY)
 
 
+@pytest.mark.parametrize("by", ["year_group", "form"])
+def test_group_figures_from_the_pupils_match_the_attendance_queries(
+    school: Settings, by: str
+) -> None:
+    # The weekly report reads the marks once a range and totals the pupils itself: the
+    # same figures, to the digit, as reports.attendance computes in SQL.
+    import pandas as pd
+
+    from reports import attendance
+    from reports.weekly_attendance import group_attendance, overall
+
+    warehouse = Warehouse.from_settings(school)
+    start, end = dt.date(2026, 9, 1), WEEK + dt.timedelta(days=6)
+    for first in (start, WEEK):
+        pupils = attendance.attendance_by_pupil(warehouse, first, end)
+        for threshold in (None, 90.0, 95.0):
+            wanted = attendance.attendance_by_group(
+                warehouse, first, end, by, threshold_percent=threshold
+            )
+            got = group_attendance(pupils, by, threshold).set_index(by).loc[wanted[by]]
+            pd.testing.assert_frame_equal(
+                got.reset_index()[list(wanted.columns)], wanted, check_exact=True
+            )
+        assert overall(pupils) == attendance.overall_attendance(warehouse, first, end)
+
+
 def test_missing_registers_and_messages_reports(school: Settings) -> None:
     engine, warehouse = open_ops(school), Warehouse.from_settings(school)
     registers = build_report("missing_registers", school, warehouse, engine, WEEK, MONDAY)

@@ -9,13 +9,14 @@ from typing import Any, NoReturn
 import streamlit as st
 
 from dashboard import alerts_ui
-from dashboard.behaviour_ui import download, may
 from dashboard.common import (
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_settings,
     get_warehouse,
+    may,
     no_data_state,
     require_action,
     require_page,

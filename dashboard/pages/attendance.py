@@ -17,6 +17,7 @@ from dashboard import attendance_ui as ui
 from dashboard.common import (
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_settings,
     get_warehouse,
@@ -27,7 +28,6 @@ from dashboard.common import (
     user_can,
 )
 from reports.attendance_today import uk_today
-from reports.export import csv_bytes
 from schoolcomms.auth import SignedIn
 from schoolcomms.roles import PermissionDenied, can_open
 from senders.queries import QueryProblem, ask_mark_query, close_query, queries_for
@@ -49,14 +49,7 @@ def table(frame: pd.DataFrame, columns: dict[str, str], key: str, **config: Any)
         width="stretch",
         column_config={**columns, **config},
     )
-    st.download_button(
-        "Download CSV",
-        csv_bytes(view),
-        file_name=f"{key}.csv",
-        mime="text/csv",
-        key=f"{key}_csv",
-        icon=":material/download:",
-    )
+    download(view, f"{key}.csv", f"{key}_csv")
     return ui.selected(frame.reset_index(drop=True), event)
 
 
@@ -252,14 +245,7 @@ def trends_view(day: dt.date, folder: str, gen: int) -> None:
     st.altair_chart(ui.line_chart(ui.daily_overall(by_year)), width="stretch")
     st.subheader("By year group")
     st.altair_chart(ui.line_chart(by_year, colour="year_group"), width="stretch")
-    st.download_button(
-        "Download CSV",
-        csv_bytes(by_year),
-        file_name="attendance_by_day_and_year.csv",
-        mime="text/csv",
-        key="attendance_trends_csv",
-        icon=":material/download:",
-    )
+    download(by_year, "attendance_by_day_and_year.csv", "attendance_trends_csv")
 
 
 def queries_view(user: SignedIn) -> None:

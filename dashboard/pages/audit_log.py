@@ -7,8 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import get_ops_engine, require_action, require_page, run_or_stop
-from reports.export import csv_bytes
+from dashboard.common import download, get_ops_engine, require_action, require_page, run_or_stop
 from schoolcomms.ops.history import recent_audit
 
 LIMITS = (200, 1000, 5000)
@@ -46,12 +45,7 @@ def main() -> None:
         width="stretch",
         column_config={"at": st.column_config.DatetimeColumn("When", format="D MMM YYYY HH:mm:ss")},
     )
-    st.download_button(
-        "Download CSV",
-        csv_bytes(pd.DataFrame(shown)),
-        file_name="audit-log.csv",
-        mime="text/csv",
-    )
+    download(pd.DataFrame(shown), "audit-log.csv", "audit_log_csv")
 
 
 main()

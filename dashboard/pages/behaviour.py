@@ -12,10 +12,12 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import behaviour_ui as ui
+from dashboard import charts
 from dashboard.common import (
     _warehouse_for,
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_settings,
     get_warehouse,
@@ -26,6 +28,7 @@ from dashboard.common import (
     user_can,
 )
 from reports import behaviour_pages as behaviour
+from reports.behaviour import BehaviourSummary
 from reports.staff import staff_by_id
 from schoolcomms.auth import SignedIn
 from schoolcomms.roles import PermissionDenied
@@ -101,17 +104,18 @@ def filters(options: dict[str, list[str]], user: SignedIn) -> behaviour.Incident
     )
 
 
-def summary(frame: pd.DataFrame, query: behaviour.IncidentFilter) -> None:
-    totals = behaviour.summarise(frame, query)
-    cols = st.columns(5)
-    cols[0].metric("Incidents", f"{totals.incidents:,}")
-    cols[1].metric("Negative", f"{totals.negative:,}")
-    cols[2].metric("Positive", f"{totals.positive:,}")
-    cols[3].metric("Pupils", f"{totals.pupils:,}")
-    cols[4].metric("Points", f"{totals.points:,}")
-    left, right = st.columns(2)
-    daily = behaviour.daily_counts(frame)
-    left.altair_chart(
+@st.cache_data(ttl=300, show_spinner=False)
+def summary_for(
+    folder: str, generation: int, query: behaviour.IncidentFilter
+) -> tuple[BehaviourSummary, pd.DataFrame]:
+    """The summary and the daily counts of :func:`incidents_for` (the same arguments)."""
+    frame = incidents_for(folder, generation, query)
+    return behaviour.summarise(frame, query), behaviour.daily_counts(frame)
+
+
+def daily_chart(daily: pd.DataFrame) -> alt.Chart:
+    """Bars: incidents by day, stacked by polarity."""
+    return (
         alt.Chart(daily)
         .mark_bar()
         .encode(
@@ -120,11 +124,13 @@ def summary(frame: pd.DataFrame, query: behaviour.IncidentFilter) -> None:
             color=alt.Color("polarity:N", scale=COLOURS, title="Polarity"),
             tooltip=["day:T", "polarity:N", "incidents:Q"],
         )
-        .properties(title="Incidents by day", height=260),
-        width="stretch",
+        .properties(title="Incidents by day", height=260)
     )
-    top = totals.by_type.head(15)
-    right.altair_chart(
+
+
+def type_chart(top: pd.DataFrame) -> alt.Chart:
+    """Bars: incidents by type (the most frequent first)."""
+    return (
         alt.Chart(top)
         .mark_bar()
         .encode(
@@ -133,9 +139,22 @@ def summary(frame: pd.DataFrame, query: behaviour.IncidentFilter) -> None:
             color=alt.Color("polarity:N", scale=COLOURS, legend=None),
             tooltip=["type:N", "polarity:N", "incidents:Q", "pupils:Q", "points:Q"],
         )
-        .properties(title="Incidents by type", height=260),
-        width="stretch",
+        .properties(title="Incidents by type", height=260)
     )
+
+
+def summary(folder: str, generation: int, query: behaviour.IncidentFilter) -> None:
+    """The totals and the two charts of the incidents ``query`` lists."""
+    totals, daily = run_or_stop("summarise the incidents", summary_for, folder, generation, query)
+    cols = st.columns(5)
+    cols[0].metric("Incidents", f"{totals.incidents:,}")
+    cols[1].metric("Negative", f"{totals.negative:,}")
+    cols[2].metric("Positive", f"{totals.positive:,}")
+    cols[3].metric("Pupils", f"{totals.pupils:,}")
+    cols[4].metric("Points", f"{totals.points:,}")
+    left, right = st.columns(2)
+    charts.altair(daily_chart, daily, container=left, width="stretch")
+    charts.altair(type_chart, totals.by_type.head(15), container=right, width="stretch")
 
 
 def with_referrals(frame: pd.DataFrame) -> pd.DataFrame:
@@ -282,7 +301,7 @@ def main() -> None:
             "from the behaviour extract (load it on the Data loads page)."
         )
         return
-    summary(frame, query)
+    summary(data_dir(), generation, query)
     shown = with_referrals(frame)
     st.subheader("Incidents")
     st.caption("Select incidents to refer them, message the pupils' parents or send letters.")
@@ -296,9 +315,7 @@ def main() -> None:
         height=360,
         column_config=COLUMNS,
     )
-    ui.download(
-        shown[list(COLUMNS)], f"behaviour-{query.start}-to-{query.end}.csv", "behaviour_csv"
-    )
+    download(shown[list(COLUMNS)], f"behaviour-{query.start}-to-{query.end}.csv", "behaviour_csv")
     positions = ui.selected_positions(event, len(shown))
     if positions:
         follow_up(frame.iloc[positions], user)

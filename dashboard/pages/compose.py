@@ -57,8 +57,16 @@ POLL_SECONDS = 2
 
 @st.cache_data(ttl=300, show_spinner=False)
 def pupils_for(folder: str, generation: int) -> pd.DataFrame:
-    """:func:`reports.recipients.pupil_picker` for ``generation`` of ``folder``."""
-    return recipients.pupil_picker(_warehouse_for(folder))
+    """:func:`reports.recipients.pupil_picker` for ``generation`` of ``folder``, in
+    school order (:func:`dashboard.messaging.school_sorted`)."""
+    return messaging.school_sorted(recipients.pupil_picker(_warehouse_for(folder)))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def pupil_options(folder: str, generation: int) -> dict[str, list[str]]:
+    """The forms and year groups of :func:`pupils_for`, in school order."""
+    pupils = pupils_for(folder, generation)
+    return {column: options(pupils, column) for column in ("form", "year_group")}
 
 
 def apply_prefill() -> None:
@@ -117,11 +125,14 @@ def pupils_section(folder: str, generation: int, *, bulk: bool) -> list[str]:
     if not bulk:
         st.caption("Your account may message one pupil's parents at a time: choose one pupil.")
     pupils = run_or_stop("read the list of pupils", pupils_for, folder, generation)
+    choices = run_or_stop("read the list of pupils", pupil_options, folder, generation)
     form_col, year_col, name_col = st.columns(3)
-    forms = form_col.multiselect("Form", options(pupils, "form"), key="compose_forms")
-    years = year_col.multiselect("Year group", options(pupils, "year_group"), key="compose_years")
+    forms = form_col.multiselect("Form", choices["form"], key="compose_forms")
+    years = year_col.multiselect("Year group", choices["year_group"], key="compose_years")
     search = name_col.text_input("Name or id contains", key="compose_search")
-    shown = messaging.filter_pupils(pupils, forms=forms, year_groups=years, search=search)
+    shown = messaging.filter_pupils(
+        pupils, forms=forms, year_groups=years, search=search, in_school_order=True
+    )
     st.caption(
         f"{len(shown):,} of {len(pupils):,} current pupils shown. Tick the pupils to message; "
         "changing the filters starts a new selection (choose several forms to pick across them)."

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from dashboard import cached
 from dashboard.common import (
     DATA_LOADS_PAGE,
+    capped,
     current_generation,
     data_dir,
+    download,
     get_warehouse,
     no_data_state,
     page_link_or_text,
@@ -18,15 +19,8 @@ from dashboard.common import (
     run_or_stop,
 )
 from reports import contacts
-from reports.export import csv_bytes
 
 GROUPINGS = {"Form": "form", "Year group": "year_group"}
-
-
-def options(frame: pd.DataFrame, column: str) -> list[str]:
-    """The distinct non-blank values of a column, in school order."""
-    values = [str(v) for v in frame[column].dropna().unique() if str(v).strip()]
-    return contacts.school_order(values)
 
 
 def metrics(summary: dict[str, int]) -> None:
@@ -51,11 +45,20 @@ def metrics(summary: dict[str, int]) -> None:
     )
 
 
-def chart(frame: pd.DataFrame) -> None:
+def chart(folder: str, generation: int, filters: tuple[tuple[str, ...], ...]) -> None:
+    """Bars: the students with each problem, per form or year group (``filters``: the
+    forms, year groups and problem kinds chosen)."""
     st.subheader("Problems by group")
     label = st.radio("Group by", list(GROUPINGS), horizontal=True, key="chart_group")
     by = GROUPINGS[label or "Form"]
-    data = contacts.problems_by(frame, by)
+    data = run_or_stop(
+        "count the problems by group",
+        cached.contact_problems_by,
+        folder,
+        generation,
+        *filters,
+        by,
+    )
     if data.empty or not data["students"].any():
         st.success("No problems in the students shown.")
         return
@@ -103,8 +106,9 @@ def main() -> None:
 
     st.subheader("Students")
     form_col, year_col, kind_col = st.columns(3)
-    forms = form_col.multiselect("Form", options(details, "form"), key="filter_forms")
-    years = year_col.multiselect("Year group", options(details, "year_group"), key="filter_years")
+    options = run_or_stop("list the forms", cached.contact_options, folder, generation)
+    forms = form_col.multiselect("Form", options["form"], key="filter_forms")
+    years = year_col.multiselect("Year group", options["year_group"], key="filter_years")
     kinds = kind_col.multiselect(
         "Problems",
         list(contacts.PROBLEM_KINDS),
@@ -118,7 +122,7 @@ def main() -> None:
         st.info("No students match these filters; clear some of them to see more.")
     else:
         st.dataframe(
-            table,
+            capped(table, "students"),
             hide_index=True,
             width="stretch",
             column_config={
@@ -135,17 +139,16 @@ def main() -> None:
                 "problems": "Problems",
             },
         )
-    st.download_button(
-        "Download these students (CSV)",
-        csv_bytes(table),
-        file_name="contact_details.csv",
-        mime="text/csv",
-        key="download_details",
+    download(
+        table,
+        "contact_details.csv",
+        "download_details",
+        label="Download these students (CSV)",
         disabled=shown.empty,
     )
 
     if not shown.empty:
-        chart(shown)
+        chart(folder, generation, (tuple(forms), tuple(years), tuple(kinds)))
 
     st.subheader("Invalid phone numbers")
     in_scope = invalid
@@ -160,13 +163,12 @@ def main() -> None:
             "Numbers given in the MIS that are not valid phone numbers. Correct them "
             "in the MIS and load the contacts extract again."
         )
-        st.dataframe(in_scope, hide_index=True, width="stretch")
-        st.download_button(
-            "Download invalid numbers (CSV)",
-            csv_bytes(in_scope),
-            file_name="invalid_numbers.csv",
-            mime="text/csv",
-            key="download_invalid",
+        st.dataframe(capped(in_scope, "numbers"), hide_index=True, width="stretch")
+        download(
+            in_scope,
+            "invalid_numbers.csv",
+            "download_invalid",
+            label="Download invalid numbers (CSV)",
         )
 
 

@@ -28,8 +28,8 @@ from dashboard.common import (
     run_or_stop,
     user_can,
 )
+from dashboard.common import download as csv_download
 from reports import contact_reports, contacts
-from reports.export import csv_bytes
 from reports.messages import message_activity
 from schoolcomms.auth import SignedIn
 
@@ -49,13 +49,7 @@ SUMMARY_CONFIG: dict[str, Any] = {
 
 def download(frame: pd.DataFrame, label: str, name: str) -> None:
     """A CSV download button for a table (formula-like cells escaped)."""
-    st.download_button(
-        f"Download {label} (CSV)",
-        csv_bytes(frame),
-        file_name=f"{name}.csv",
-        mime="text/csv",
-        key=f"cr_download_{name}",
-    )
+    csv_download(frame, f"{name}.csv", f"cr_download_{name}", label=f"Download {label} (CSV)")
 
 
 def table(frame: pd.DataFrame, label: str, file: str, config: dict[str, Any] | None = None) -> None:

@@ -7,13 +7,14 @@ from typing import Any
 import streamlit as st
 
 from dashboard import actions, cached
-from dashboard.behaviour_ui import download, may
 from dashboard.common import (
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_settings,
     get_warehouse,
+    may,
     require_action,
     require_page,
     run_or_stop,

@@ -19,6 +19,7 @@ from dashboard.common import (
     _warehouse_for,
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_warehouse,
     no_data_state,
@@ -135,7 +136,7 @@ def listing(frame: pd.DataFrame, kind: str, file_name: str) -> None:
         sessions, hide_index=True, width="stretch", height=220, column_config=SESSION_COLUMNS
     )
     with right:
-        ui.download(sessions, f"sessions-{file_name}", f"{key}_sessions_csv")
+        download(sessions, f"sessions-{file_name}", f"{key}_sessions_csv")
     st.caption("Select detentions to message their pupils' parents.")
     event = st.dataframe(
         frame[list(COLUMNS)],
@@ -147,7 +148,7 @@ def listing(frame: pd.DataFrame, kind: str, file_name: str) -> None:
         height=360,
         column_config=COLUMNS,
     )
-    ui.download(frame[list(COLUMNS)], file_name, f"{key}_csv")
+    download(frame[list(COLUMNS)], file_name, f"{key}_csv")
     positions = ui.selected_positions(event, len(frame))
     if positions:
         notify(frame.iloc[positions], kind, f"{key}_msg")

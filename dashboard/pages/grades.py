@@ -18,8 +18,10 @@ import streamlit as st
 
 from dashboard import grades_ui
 from dashboard.common import (
+    capped,
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_settings,
     get_warehouse,
@@ -30,7 +32,6 @@ from dashboard.common import (
     user_can,
 )
 from reports import grades as grade_reports
-from reports.export import csv_bytes
 from schoolcomms.auth import SignedIn
 from schoolcomms.roles import PermissionDenied
 from senders.queries import QueryProblem, answer_query, ask_grade_query, queries_for
@@ -93,24 +94,26 @@ def act(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         done("error", f"Could not {what}: {exc}. Tell your administrator if it happens again.")
 
 
-def read_grades(user: SignedIn, generation: int) -> pd.DataFrame | None:
-    """The grades this user may see (None, with the reason shown, when there are none)."""
+def whose_grades(user: SignedIn) -> tuple[bool, str | None]:
+    """Whether the user sees grades, and whose: ``None`` for every grade, else a staff id.
+
+    Says which grades these are, or why there are none.
+    """
     if grades_ui.sees_all_grades(user.roles):
         st.caption("Every grade in the loaded data.")
-        return run_or_stop("read the grades", grades_ui.grades, data_dir(), generation, None)
+        return True, None
     if not user.staff_id:
         st.warning(
             "Your account is not linked to a staff member, so the page cannot tell which "
             "classes are yours. Ask an administrator to set your staff id on the Users page."
         )
-        return None
+        return False, None
     st.caption("The grades of your classes.")
-    return run_or_stop("read the grades", grades_ui.grades, data_dir(), generation, user.staff_id)
+    return True, user.staff_id
 
 
-def filters(frame: pd.DataFrame) -> dict[str, Any]:
+def filters(options: dict[str, list[str]]) -> dict[str, Any]:
     """The filter widgets; returns the keyword arguments of ``filter_grades``."""
-    options = grade_reports.grade_options(frame)
     cols = st.columns(5)
     chosen: dict[str, Any] = {
         "subjects": cols[0].multiselect("Subject", options["subjects"], key="grades_subjects"),
@@ -124,8 +127,8 @@ def filters(frame: pd.DataFrame) -> dict[str, Any]:
     return chosen
 
 
-def grades_section(user: SignedIn, frame: pd.DataFrame) -> None:
-    chosen = filters(frame)
+def grades_section(user: SignedIn, frame: pd.DataFrame, options: dict[str, list[str]]) -> None:
+    chosen = filters(options)
     shown = grade_reports.filter_grades(frame, **chosen)
     # A selection belongs to the rows it was made on: new filters, new selection.
     fingerprint = grades_ui.fingerprint(chosen)
@@ -136,8 +139,9 @@ def grades_section(user: SignedIn, frame: pd.DataFrame) -> None:
     if shown.empty:
         st.info("No grades match these filters; clear some of them to see more.")
         return
+    table = capped(shown, "grades")
     event = st.dataframe(
-        shown,
+        table,
         key=TABLE,
         on_select="rerun",
         selection_mode="multi-row",
@@ -145,17 +149,11 @@ def grades_section(user: SignedIn, frame: pd.DataFrame) -> None:
         width="stretch",
         column_config=GRADE_CONFIG,
     )
-    st.download_button(
-        "Download these grades (CSV)",
-        csv_bytes(shown),
-        file_name="grades.csv",
-        mime="text/csv",
-        key="grades_download",
-    )
+    download(shown, "grades.csv", "grades_download", label="Download these grades (CSV)")
     with st.expander("Grades given, by subject"):
         st.altair_chart(grades_ui.counts_chart(grade_reports.grade_counts(shown)), width="stretch")
     if user_can("query.grade"):
-        query_form(user, grades_ui.selected_rows(shown, event))
+        query_form(user, grades_ui.selected_rows(table, event))
 
 
 def query_form(user: SignedIn, selected: pd.DataFrame) -> None:
@@ -264,12 +262,8 @@ def inbox_asked(user: SignedIn) -> None:
     answered = int((frame["status"] == "answered").sum())
     st.caption(f"{len(frame):,} query(ies), {answered:,} answered.")
     st.dataframe(frame, hide_index=True, width="stretch", column_config=QUERY_CONFIG)
-    st.download_button(
-        "Download my queries (CSV)",
-        csv_bytes(frame),
-        file_name="grade_queries.csv",
-        mime="text/csv",
-        key="grades_queries_download",
+    download(
+        frame, "grade_queries.csv", "grades_queries_download", label="Download my queries (CSV)"
     )
 
 
@@ -285,14 +279,17 @@ def main() -> None:
         if generation is None:
             no_data_state()
         else:
-            frame = read_grades(user, generation)
+            sees, teacher = whose_grades(user)
+            args = (data_dir(), generation, teacher)
+            frame = run_or_stop("read the grades", grades_ui.grades, *args) if sees else None
             if frame is not None and frame.empty:
                 st.info(
                     "No grades yet. Load a grades extract (grade_id, student_id, class_id, "
                     "subject, assessment, grade, comment, entered_by) on Data loads."
                 )
             elif frame is not None:
-                grades_section(user, frame)
+                options = run_or_stop("read the grades", grades_ui.options, *args)
+                grades_section(user, frame, options)
     with to_me_tab:
         inbox_to_me(user)
     with asked_tab:

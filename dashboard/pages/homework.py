@@ -15,10 +15,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import behaviour_ui as ui
+from dashboard import charts
 from dashboard.common import (
     _warehouse_for,
+    capped,
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_warehouse,
     no_data_state,
@@ -115,30 +118,27 @@ def filters(options: dict[str, list[str]], user: SignedIn, today: dt.date) -> di
     return query
 
 
-def summaries(frame: pd.DataFrame) -> None:
-    a, b, c, d = st.columns(4)
-    a.metric("Pieces outstanding", f"{len(frame):,}")
-    b.metric("Pupils", f"{frame['student_id'].nunique():,}")
-    c.metric("Overdue", f"{int((frame['days_overdue'] > 0).sum()):,}")
-    d.metric("Assignments", f"{frame['assignment_id'].nunique():,}")
+@st.cache_data(ttl=300, show_spinner=False)
+def summary_for(
+    folder: str, generation: int, today: dt.date, view: str, **query: Any
+) -> tuple[dict[str, int], pd.DataFrame, pd.DataFrame]:
+    """The counts, the ``view`` table (by pupil, class or subject) and the 15 subjects
+    with the most outstanding pieces, of :func:`homework_for` (the same arguments)."""
+    frame = homework_for(folder, generation, today, **query)
+    counts = {
+        "outstanding": len(frame),
+        "pupils": int(frame["student_id"].nunique()),
+        "overdue": int((frame["days_overdue"] > 0).sum()),
+        "assignments": int(frame["assignment_id"].nunique()),
+    }
     by_subject = reports.by_subject(frame)
-    left, right = st.columns([3, 2])
-    view = left.radio("Show", list(VIEWS), format_func=VIEWS.get, horizontal=True, key="hw_view")
-    table = {"pupil": reports.by_pupil, "class": reports.by_class}.get(
-        view or "pupil", reports.by_subject
-    )(frame)
-    left.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        height=300,
-        key="hw_summary",
-        column_config=SUMMARY_COLUMNS,
-    )
-    with left:
-        ui.download(table, f"homework-by-{view}.csv", "hw_summary_csv")
-    top = by_subject.head(15)
-    right.altair_chart(
+    table = {"pupil": reports.by_pupil, "class": reports.by_class}.get(view, reports.by_subject)
+    return counts, by_subject if table is reports.by_subject else table(frame), by_subject.head(15)
+
+
+def subject_chart(top: pd.DataFrame) -> alt.Chart:
+    """Bars: pieces outstanding by subject."""
+    return (
         alt.Chart(top)
         .mark_bar()
         .encode(
@@ -146,9 +146,35 @@ def summaries(frame: pd.DataFrame) -> None:
             x=alt.X("outstanding:Q", title="Pieces outstanding"),
             tooltip=["subject:N", "outstanding:Q", "overdue:Q", "pupils:Q"],
         )
-        .properties(title="By subject", height=300),
-        width="stretch",
+        .properties(title="By subject", height=300)
     )
+
+
+def summaries(folder: str, generation: int, today: dt.date, query: dict[str, Any]) -> None:
+    """The counts, a table by pupil, class or subject, and a chart by subject."""
+    a, b, c, d = st.columns(4)
+    left, right = st.columns([3, 2])
+    view = left.radio("Show", list(VIEWS), format_func=VIEWS.get, horizontal=True, key="hw_view")
+    counts, table, top = run_or_stop(
+        "summarise the homework", summary_for, folder, generation, today, view or "pupil", **query
+    )
+    a.metric("Pieces outstanding", f"{counts['outstanding']:,}")
+    b.metric("Pupils", f"{counts['pupils']:,}")
+    c.metric("Overdue", f"{counts['overdue']:,}")
+    d.metric("Assignments", f"{counts['assignments']:,}")
+    with left:
+        shown = capped(table, "rows")
+    left.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        height=300,
+        key="hw_summary",
+        column_config=SUMMARY_COLUMNS,
+    )
+    with left:
+        download(table, f"homework-by-{view}.csv", "hw_summary_csv")
+    charts.altair(subject_chart, top, container=right, width="stretch")
 
 
 def email(selected: pd.DataFrame) -> None:
@@ -196,11 +222,12 @@ def main() -> None:
             "homework comes from the homework and homework_status extracts."
         )
         return
-    summaries(frame)
+    summaries(data_dir(), generation, today, query)
     st.subheader("Outstanding homework")
     st.caption("Select rows to e-mail the pupils' parents, or the pupils themselves.")
+    shown = capped(frame, "pieces of homework")
     event = st.dataframe(
-        frame[list(COLUMNS)],
+        shown[list(COLUMNS)],
         key="hw_rows",
         on_select="rerun",
         selection_mode="multi-row",
@@ -209,10 +236,10 @@ def main() -> None:
         height=360,
         column_config=COLUMNS,
     )
-    ui.download(frame[[*COLUMNS, "pupil_email"]], f"homework-{today}.csv", "hw_csv")
-    positions = ui.selected_positions(event, len(frame))
+    download(frame[[*COLUMNS, "pupil_email"]], f"homework-{today}.csv", "hw_csv")
+    positions = ui.selected_positions(event, len(shown))
     if positions:
-        email(frame.iloc[positions])
+        email(shown.iloc[positions])
 
 
 main()

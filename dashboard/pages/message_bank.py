@@ -8,10 +8,11 @@ from typing import Any, NoReturn
 import streamlit as st
 
 from dashboard import messaging
-from dashboard.behaviour_ui import download, may
 from dashboard.common import (
+    download,
     get_ops_engine,
     get_settings,
+    may,
     require_action,
     require_page,
     run_or_stop,

@@ -17,10 +17,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import messaging
-from dashboard.behaviour_ui import download, may
 from dashboard.common import (
+    download,
     get_ops_engine,
     get_settings,
+    may,
     require_action,
     require_page,
     run_or_stop,
@@ -28,7 +29,6 @@ from dashboard.common import (
     user_can,
 )
 from reports import messages as message_reports
-from reports.export import csv_bytes
 from schoolcomms.ops.models import MESSAGE_STATUSES
 from senders.messengers import where_messages_go
 from senders.outbox import (
@@ -210,12 +210,12 @@ def messages_section(engine: Any, actor: str, chosen: dict[str, Any]) -> None:
         done("success", f"{count} failed message(s) queued again.")
     if selected and not failed:
         retry_col.caption("None of the selected messages has failed.")
-    download_col.download_button(
-        "Download these messages (CSV)",
-        csv_bytes(shown),
-        file_name="messages.csv",
-        mime="text/csv",
-        key="history_download",
+    download(
+        shown,
+        "messages.csv",
+        "history_download",
+        label="Download these messages (CSV)",
+        container=download_col,
     )
 
 

@@ -13,7 +13,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import registers_ui
-from dashboard.behaviour_ui import download, may
 from dashboard.common import (
     ADMIN,
     ATTENDANCE_OFFICER,
@@ -21,9 +20,11 @@ from dashboard.common import (
     SENIOR_LEADER,
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_settings,
     get_warehouse,
+    may,
     no_data_state,
     require_action,
     require_page,

@@ -16,6 +16,7 @@ from dashboard import notices_ui
 from dashboard.common import (
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_settings,
     get_warehouse,
@@ -24,7 +25,6 @@ from dashboard.common import (
     run_or_stop,
     user_can,
 )
-from reports.export import csv_bytes
 from schoolcomms.auth import SignedIn
 from schoolcomms.roles import PermissionDenied
 from senders.alerts.groups import group_names
@@ -152,13 +152,7 @@ def sent_section(user: SignedIn, names: dict[str, str]) -> None:
             "emails": "E-mails",
         },
     )
-    st.download_button(
-        "Download my notices (CSV)",
-        csv_bytes(shown),
-        file_name="notices_sent.csv",
-        mime="text/csv",
-        key="notice_sent_download",
-    )
+    download(shown, "notices_sent.csv", "notice_sent_download", label="Download my notices (CSV)")
 
 
 def main() -> None:

@@ -13,13 +13,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import messaging
-from dashboard.behaviour_ui import download, may
 from dashboard.common import (
     _warehouse_for,
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_warehouse,
+    may,
     no_data_state,
     require_action,
     require_page,
@@ -56,6 +57,13 @@ METHOD_LABELS = {
 def pupils_for(folder: str, generation: int) -> pd.DataFrame:
     """:func:`reports.recipients.pupil_picker` for ``generation`` of ``folder``."""
     return recipients.pupil_picker(_warehouse_for(folder))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def pupil_labels_for(folder: str, generation: int) -> dict[str, str]:
+    """Student id -> label (:func:`dashboard.messaging.pupil_label`) of :func:`pupils_for`,
+    in school order."""
+    return messaging.pupil_labels(messaging.school_sorted(pupils_for(folder, generation)))
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -240,15 +248,12 @@ def main() -> None:
     folder = data_dir()
     show_result()
     prepare_fields()
-    pupils = messaging.school_sorted(
-        run_or_stop("read the list of pupils", pupils_for, folder, generation)
-    )
-    rows = {str(r["student_id"]): r for r in pupils.to_dict("records")}
+    labels = run_or_stop("read the list of pupils", pupil_labels_for, folder, generation)
     student_id = st.selectbox(
         "Pupil",
-        list(rows),
+        list(labels),
         index=None,
-        format_func=lambda i: messaging.pupil_label(rows[i]),
+        format_func=labels.__getitem__,
         placeholder="Type a name or student id",
         key=PUPIL,
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import home_ui
-from dashboard.behaviour_ui import download
 from dashboard.common import (
+    download,
     get_ops_engine,
     get_settings,
     require_page,

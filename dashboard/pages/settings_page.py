@@ -13,6 +13,7 @@ from dashboard import settings_ui
 from dashboard.common import (
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_settings,
     get_warehouse,
@@ -22,7 +23,6 @@ from dashboard.common import (
     run_or_stop,
     user_can,
 )
-from reports.export import csv_bytes
 from schoolcomms.auth import SignedIn
 from schoolcomms.settings import Setting, Settings, SettingsError
 from schoolcomms.settings_store import CHOICES, SaveRefused, save
@@ -68,6 +68,9 @@ def show_result() -> None:
 # ---- settings forms --------------------------------------------------------------------------
 
 
+SHOWN_VALUES = "settings_shown_values"  # setting name -> the value its input started from
+
+
 def setting_widget(settings: Settings, setting: Setting) -> Any:
     """The input for one setting (disabled when it cannot be changed here); its value."""
     name, value = setting.name, settings[setting.name]
@@ -77,9 +80,12 @@ def setting_widget(settings: Settings, setting: Setting) -> Any:
     # here or by someone else), start again from the new value, so that an input still
     # showing the old value can never save it back over the new one.
     editable = not (setting.secret or setting.type == "table")  # no secret in the session
-    if editable and st.session_state.get(f"shown_{name}", ()) != value:
+    # One dict, not a key a setting: every text or number input reads the whole session
+    # state, so each key more costs every input of the page.
+    started_from = st.session_state.setdefault(SHOWN_VALUES, {})
+    if editable and started_from.get(name, ()) != value:
         st.session_state.pop(key, None)
-        st.session_state[f"shown_{name}"] = value
+        started_from[name] = value
     if not editable:
         shown = str(settings_ui.shown_value(settings, name))
         st.text_input(name, value=shown, key=f"show_{name}", disabled=True)
@@ -253,9 +259,7 @@ def referral_section(generation: int | None, actor: str) -> None:
                 "updated_by": "Changed by",
             },
         )
-        st.download_button(
-            "Download CSV", csv_bytes(shown), "referral-list.csv", "text/csv", key="referral_csv"
-        )
+        download(shown, "referral-list.csv", "referral_csv")
         ids = [int(shown.iloc[r]["id"]) for r in settings_ui.selected_rows(event, len(shown))]
         left, right = st.columns(2)
         for column, enabled in ((left, True), (right, False)):
@@ -359,9 +363,7 @@ def groups_section(generation: int | None, actor: str) -> None:
                 "updated_by": "Changed by",
             },
         )
-        st.download_button(
-            "Download CSV", csv_bytes(shown), "recipient-groups.csv", "text/csv", key="groups_csv"
-        )
+        download(shown, "recipient-groups.csv", "groups_csv")
         picked = [int(shown.iloc[r]["id"]) for r in settings_ui.selected_rows(event, len(shown))]
         if st.button(
             f"Delete {len(picked)} selected" if picked else "Delete selected",
@@ -448,21 +450,13 @@ def roles_section(generation: int | None) -> None:
             "scope": "For",
         },
     )
-    st.download_button(
-        "Download CSV",
-        csv_bytes(frame),
-        "staff-responsibilities.csv",
-        "text/csv",
-        key="responsibilities_csv",
-    )
+    download(frame, "staff-responsibilities.csv", "responsibilities_csv")
 
 
 def overview_section(settings: Settings) -> None:
     frame = settings_ui.overview(settings)
     st.dataframe(frame, key="settings_overview", hide_index=True, width="stretch")
-    st.download_button(
-        "Download CSV", csv_bytes(frame), "settings.csv", "text/csv", key="settings_csv"
-    )
+    download(frame, "settings.csv", "settings_csv")
     st.caption(
         f"Saved values live in {settings.settings_file}; the environment (SCHOOLCOMMS_…) "
         "overrides them; secrets come only from the environment or .streamlit/secrets.toml. "

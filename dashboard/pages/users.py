@@ -5,8 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.behaviour_ui import download, may
-from dashboard.common import get_ops_engine, require_action, require_page, run_or_stop
+from dashboard.common import (
+    download,
+    get_ops_engine,
+    may,
+    require_action,
+    require_page,
+    run_or_stop,
+)
 from schoolcomms import auth
 from schoolcomms.roles import ROLE_HELP, ROLES, matrix_markdown
 

@@ -8,19 +8,19 @@ from typing import Any, NoReturn
 
 import streamlit as st
 
-from dashboard import reports_ui
-from dashboard.behaviour_ui import download, may
+from dashboard import charts, reports_ui
 from dashboard.common import (
     current_generation,
+    download,
     get_ops_engine,
     get_settings,
     get_warehouse,
+    may,
     no_data_state,
     require_action,
     require_page,
     run_or_stop,
 )
-from reports.export import csv_bytes
 from reports.weekly import REPORTS, previous_week, week_containing, week_label
 from senders.messengers import where_messages_go
 from senders.report_schedules import (
@@ -231,7 +231,8 @@ def preview_section(settings: Any, engine: Any, frame: Any, actor: str) -> None:
     st.markdown(f"#### {content.title}")
     st.write(content.intro)
     if content.chart is not None:
-        st.altair_chart(content.chart, width="stretch")
+        key = reports_ui.preview_key(settings, name, week_start, now_local, generation)
+        charts.built(content.chart, key, width="stretch")
     for i, (heading, table) in enumerate(content.tables):
         st.markdown(f"**{heading}**")
         st.dataframe(table, hide_index=True, width="stretch", key=f"wr_table_{i}")
@@ -243,14 +244,7 @@ def preview_section(settings: Any, engine: Any, frame: Any, actor: str) -> None:
         )
     for note in content.notes:
         st.caption(note)
-    st.download_button(
-        "Download the CSV",
-        csv_bytes(content.csv),
-        file_name=content.csv_name,
-        mime="text/csv",
-        key="wr_csv",
-        icon=":material/download:",
-    )
+    download(content.csv, content.csv_name, "wr_csv", label="Download the CSV")
     if not may(SEND_NOW, "wr_send_now"):
         return
     own = frame[frame["report"] == name] if not frame.empty else frame
