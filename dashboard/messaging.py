@@ -121,6 +121,7 @@ class Prefill:
     source: str
     note: str
     problems: tuple[str, ...] = ()
+    to_pupils: bool = False
 
     @property
     def arrival(self) -> str:
@@ -134,9 +135,9 @@ def read_prefill(raw: Any) -> Prefill:
 
     Keys: ``student_ids`` (list), ``channel`` (sms, email, letter), optional
     ``template`` (a message bank name) or ``body`` (and ``subject``), ``source`` (the
-    page's name) and ``note``. Unknown channels are dropped with a problem; a prefill
-    for pupils themselves (``recipients: pupils``) is refused in words, as Compose
-    writes to parents and carers.
+    page's name), ``note`` and ``recipients`` (``parents``, the default, or ``pupils``:
+    the pupils themselves at their own e-mail, by e-mail only). Unknown channels are
+    dropped with a problem, as is ``pupils`` for anything but e-mail.
     """
     data = raw if isinstance(raw, dict) else {}
     problems: list[str] = []
@@ -148,11 +149,13 @@ def read_prefill(raw: Any) -> Prefill:
     if channel is not None and channel not in CHANNEL_LABELS:
         problems.append(f"Compose cannot send by {channel!r}; choose SMS, e-mail or a letter.")
         channel = None
-    if data.get("recipients") == "pupils":
+    to_pupils = data.get("recipients") == "pupils"
+    if to_pupils and channel not in (None, "email"):
         problems.append(
-            "Compose writes to parents and carers, not to pupils themselves: the message "
-            "below goes to each pupil's contacts."
+            "Pupils can be written to by e-mail only: this message goes to each pupil's "
+            "contacts instead."
         )
+        to_pupils = False
 
     def text(key: str) -> str | None:
         value = data.get(key)
@@ -167,6 +170,7 @@ def read_prefill(raw: Any) -> Prefill:
         source=text("source") or "another page",
         note=text("note") or "",
         problems=tuple(problems),
+        to_pupils=to_pupils,
     )
 
 
@@ -292,6 +296,7 @@ class ComposeInputs:
     subject: str | None = None
     max_priority: int = 1
     parental_responsibility_only: bool = False
+    to_pupils: bool = False
 
     def fingerprint(self) -> str:
         """Identifies these inputs: a preview is only sent while the inputs are unchanged."""
@@ -304,6 +309,7 @@ class ComposeInputs:
                 self.subject if self.template is None else None,
                 self.max_priority,
                 self.parental_responsibility_only,
+                self.to_pupils,
             ]
         )
         return hashlib.sha256(raw.encode()).hexdigest()
@@ -325,6 +331,7 @@ class ComposeInputs:
                 self.channel,  # type: ignore[arg-type]
                 max_priority=int(self.max_priority),
                 parental_responsibility_only=bool(self.parental_responsibility_only),
+                pupils=bool(self.to_pupils) and self.channel == "email",
             ),
         )
 

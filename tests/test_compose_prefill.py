@@ -93,6 +93,25 @@ def test_a_prefill_chooses_the_pupils_and_says_where_they_came_from(school: Sett
     assert "from Attendance" not in texts(at.info)
 
 
+def test_pupils_are_e_mailed_at_their_own_address_from_compose(school: Settings) -> None:
+    """Homework hands pupils over with recipients "pupils": the preview writes to S1 at
+    the pupil's own address; S2 has none in the students extract and is left out."""
+    prefill = dict(FROM_ATTENDANCE, recipients="pupils", body="Hi {{ contact.forename }}")
+    at = compose("pastoral", compose_prefill=prefill)
+    assert at.radio(key="compose_to").value == "pupils"
+    assert not at.number_input  # no contact priority when writing to pupils
+    at.button(key="compose_preview").click()
+    run(at)
+    assert (metrics(at)["Messages"], metrics(at)["Left out"]) == ("1", "1")
+    shown = "\n".join(str(t.value.to_dict("records")) for t in at.dataframe)
+    assert "'contact': 'Ann Able', 'to': 'ann@pupils.example.com'" in shown
+    assert "no pupil e-mail in the students extract" in shown
+    # Switching to parents and carers is a different message: a new preview is needed.
+    at.radio(key="compose_to").set_value("contacts")
+    run(at)
+    assert at.number_input(key="compose_max_priority").value == 1
+
+
 def test_a_prefill_starts_a_new_message(school: Settings) -> None:
     at = compose("office")
     at.text_area(key="compose_paste_ids").set_value("S3")
@@ -140,8 +159,11 @@ def test_prefill_problems_are_said_in_words() -> None:
     )
     assert odd.student_ids == ("S1", "S2") and odd.channel is None and odd.body is None
     assert "cannot send by 'fax'" in odd.problems[0]
-    assert "not to pupils themselves" in odd.problems[1]
     assert odd.arrival == "2 pupils from another page"
+    texted = messaging.read_prefill(
+        {"student_ids": ["S1"], "channel": "sms", "recipients": "pupils"}
+    )
+    assert not texted.to_pupils and "by e-mail only" in texted.problems[0]
     assert messaging.read_prefill(None).student_ids == ()
 
 

@@ -417,7 +417,6 @@ def test_homework_page_summaries_and_e_mail_to_pupils(school, friday_noon) -> No
     select(at, "hw_rows", 0, 1)  # two assignments: one follow-up each, then all
     at.radio(key="hw_to").set_value("pupils")
     run(at)
-    assert "cannot yet e-mail pupils themselves" in texts(at.warning)
     assert at.selectbox(key="hw_email_group").options[-1] == "All 2 pupils, without the details"
     at.selectbox(key="hw_email_group").set_value(2)
     run(at)
@@ -427,7 +426,7 @@ def test_homework_page_summaries_and_e_mail_to_pupils(school, friday_noon) -> No
     assert (sent["student_ids"], sent["recipients"]) == (["S1", "S3"], "pupils")
     assert sent["template"] == "Homework: outstanding, to pupils" and "body" not in sent
     assert "Message pupils in Compose" in [b.label for b in at.button]
-    # Compose takes the prefill, and says plainly that it writes to parents, not pupils.
+    # Compose takes the prefill and writes to the pupils themselves.
     taken = messaging.read_prefill(sent)
     assert (taken.template, taken.channel, taken.source) == (sent["template"], "email", "Homework")
-    assert "not to pupils themselves" in " ".join(taken.problems)
+    assert taken.to_pupils and taken.problems == ()

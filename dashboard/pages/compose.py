@@ -96,6 +96,7 @@ def apply_prefill() -> None:
         state[f"compose_template_{channel}"] = prefill.template
     elif prefill.body is not None:
         state["compose_source"] = "text"
+    state["compose_to"] = "pupils" if prefill.to_pupils else "contacts"
     state[PREFILLED] = prefill
 
 
@@ -283,8 +284,28 @@ def message_section(engine: Any, settings: Any, channel: str) -> dict[str, Any]:
     return {"template": None, "body": body, "subject": subject, "missing": False}
 
 
-def rule_section(channel: str) -> tuple[int, bool]:
+RECIPIENTS = {"contacts": "Parents and carers", "pupils": "The pupils (their own e-mail)"}
+
+
+def rule_section(channel: str) -> tuple[int, bool, bool]:
+    """Who receives it: contacts up to a priority, or (e-mail) the pupils themselves."""
     st.subheader("3. Who receives it")
+    to_pupils = False
+    if channel == "email":
+        to = st.radio(
+            "Send to",
+            list(RECIPIENTS),
+            format_func=RECIPIENTS.get,
+            horizontal=True,
+            key="compose_to",
+        )
+        to_pupils = to == "pupils"
+    if to_pupils:
+        st.caption(
+            "Each pupil at their own e-mail address from the students extract. Pupils "
+            "without one are listed with the reason in the preview."
+        )
+        return 1, False, True
     priority_col, pr_col = st.columns(2)
     max_priority = priority_col.number_input(
         "Contacts up to priority",
@@ -301,7 +322,7 @@ def rule_section(channel: str) -> tuple[int, bool]:
         f"Each pupil's {rule.describe()}. Contacts who cannot be reached (no consent, no "
         "number or address, opted out) are listed with the reason in the preview."
     )
-    return int(max_priority), bool(pr_only)
+    return int(max_priority), bool(pr_only), False
 
 
 def make_plan(
@@ -536,7 +557,7 @@ def main() -> None:
     student_ids = pupils_section(data_dir(), generation, bulk=bulk)
     too_many = not bulk and len(student_ids) > 1
     message = message_section(engine, settings, channel)
-    max_priority, pr_only = rule_section(channel)
+    max_priority, pr_only, to_pupils = rule_section(channel)
     inputs = messaging.ComposeInputs(
         channel=channel,
         student_ids=tuple(student_ids),
@@ -545,6 +566,7 @@ def main() -> None:
         subject=message["subject"],
         max_priority=max_priority,
         parental_responsibility_only=pr_only,
+        to_pupils=to_pupils,
     )
     fingerprint = inputs.fingerprint()
 

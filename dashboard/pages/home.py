@@ -18,6 +18,7 @@ from dashboard import home_ui
 from dashboard.common import (
     current_generation,
     data_dir,
+    download,
     get_ops_engine,
     get_settings,
     get_warehouse,
@@ -28,7 +29,6 @@ from dashboard.common import (
     user_can,
 )
 from dashboard.registers_ui import local_now
-from reports.export import csv_bytes
 from schoolcomms.auth import SignedIn
 from schoolcomms.ops.models import utcnow
 from schoolcomms.roles import PermissionDenied
@@ -301,13 +301,7 @@ def registers_tab(user: SignedIn, frame: Any, now: dt.datetime) -> None:
         key="home_registers",
         column_config=home_ui.REGISTER_COLUMNS,
     )
-    st.download_button(
-        "Download CSV",
-        csv_bytes(frame),
-        file_name=f"my-missing-registers-{now:%Y-%m-%d}.csv",
-        mime="text/csv",
-        key="home_registers_csv",
-    )
+    download(frame, f"my-missing-registers-{now:%Y-%m-%d}.csv", "home_registers_csv")
 
 
 def calendar_sources_form(user: SignedIn, sources: list[dict[str, Any]]) -> None:
@@ -380,13 +374,7 @@ def calendar_tab(
             key="home_events",
             column_config=home_ui.EVENT_COLUMNS,
         )
-        st.download_button(
-            "Download CSV",
-            csv_bytes(table),
-            file_name=f"my-calendar-{today:%Y-%m-%d}.csv",
-            mime="text/csv",
-            key="home_events_csv",
-        )
+        download(table, f"my-calendar-{today:%Y-%m-%d}.csv", "home_events_csv")
     calendar_sources_form(user, sources)
 
 

@@ -185,12 +185,6 @@ def email(selected: pd.DataFrame) -> None:
     audience = st.radio(
         "E-mail to", list(AUDIENCES), format_func=AUDIENCES.get, horizontal=True, key="hw_to"
     )
-    if audience == "pupils":
-        st.warning(
-            "Compose writes to parents and carers: it cannot yet e-mail pupils themselves, "
-            "so it will warn you and the message would go to each pupil's contacts. To "
-            "reach the pupils, download the table above: it has their own e-mail addresses."
-        )
     templates = run_or_stop("read the message bank", list_templates, get_ops_engine())
     ui.handoff(
         ui.homework_follow_ups(selected, audience or "parents"),
