@@ -94,6 +94,12 @@ def streamlit_options(settings: Settings, port: int, address: str | None) -> lis
         "none",
         "--client.toolbarMode",
         "viewer",
+        # Streamlit runs a full garbage collection after every script run. With the
+        # dashboard's caches (hundreds of MB of frames) on the heap that took 60% of the
+        # server's CPU under the load test (py-spy, docs/performance.md); Python's own
+        # collector still runs as objects are allocated.
+        "--runner.postScriptGC",
+        "false",
     ]
     if address:
         options += ["--server.address", address]

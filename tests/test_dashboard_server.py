@@ -67,6 +67,7 @@ def test_options_listen_where_told_and_do_not_watch_files(settings) -> None:  # 
     assert pairs["--server.port"] == "8600"
     assert pairs["--server.address"] == "127.0.0.1"
     assert pairs["--server.fileWatcherType"] == "none"
+    assert pairs["--runner.postScriptGC"] == "false"  # a full collection per run: see why
     assert pairs["--server.maxUploadSize"] == str(settings["max_extract_mb"])
     assert "--server.address" not in streamlit_options(settings, 8600, None)
 
