@@ -27,6 +27,7 @@ LIBRARIES = ("pandas", "pyarrow", "sqlalchemy", "duckdb", "altair", "alembic")
 # Project packages whose every module a page may import. Pages and the app are scripts:
 # Streamlit runs them, they are not imported here.
 PACKAGES = ("schoolcomms", "reports", "senders", "dashboard")
+CONFIG_POLL_SECONDS = 3.0
 NOT_PRELOADED = ("dashboard.app", "dashboard.pages", "schoolcomms.__main__", "senders.__main__")
 
 
@@ -109,7 +110,13 @@ def streamlit_options(settings: Settings, port: int, address: str | None) -> lis
 def serve(settings: Settings, port: int, address: str | None = None) -> Any:
     """Preload, then run the Streamlit server in this process until it stops."""
     preload()
+    from streamlit.watcher import polling_path_watcher
     from streamlit.web import cli as streamlit_cli
+
+    # Streamlit polls its config and secrets files five times a second, whatever the
+    # file watcher setting (5% of the server's CPU under the load test); every few
+    # seconds is soon enough for a file an administrator edits.
+    polling_path_watcher._POLLING_PERIOD_SECS = CONFIG_POLL_SECONDS  # type: ignore[misc]
 
     argv = ["run", str(APP), *streamlit_options(settings, port, address)]
     sys.argv = ["streamlit", *argv]
