@@ -9,15 +9,19 @@ minutes all the same, so memory is given back.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import _warehouse_for
+from dashboard.common import _warehouse_for, get_ops_engine
 from reports import contacts, loads
+from reports import messages as message_reports
 
 TTL_SECONDS = 300
+# The message log changes as messages are sent; its charts may be this many seconds old.
+ACTIVITY_TTL_SECONDS = 30
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading contact details…")
@@ -70,3 +74,10 @@ def invalid_numbers(data_dir: str, generation: int) -> pd.DataFrame:
 def warehouse_status(data_dir: str, generation: int | None) -> dict[str, Any]:
     """:func:`reports.loads.warehouse_status` for ``generation`` of ``data_dir``."""
     return loads.warehouse_status(_warehouse_for(data_dir))
+
+
+@st.cache_data(ttl=ACTIVITY_TTL_SECONDS, show_spinner=False, max_entries=16)
+def message_activity(data_dir: str, since: dt.datetime) -> pd.DataFrame:
+    """:func:`reports.messages.message_activity` since ``since`` for the ops store of
+    ``data_dir``: read at most every 30 s (charts of the month, not live progress)."""
+    return message_reports.message_activity(get_ops_engine(), since=since)

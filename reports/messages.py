@@ -176,8 +176,8 @@ def message_activity(
     if _aware(until, "until") is not None:
         query = query.where(Message.created_at < until)
     with session_scope(engine, immediate=False) as session:
-        rows = [dict(r._mapping) for r in session.execute(query.order_by(Message.created_at))]
-    frame = pd.DataFrame(rows, columns=list(ACTIVITY_COLUMNS))
+        rows = session.execute(query.order_by(Message.created_at)).all()
+    frame = pd.DataFrame.from_records(rows, columns=list(ACTIVITY_COLUMNS))
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     frame["segments"] = frame["segments"].astype("Int64")
     frame["cost_pence"] = pd.to_numeric(frame["cost_pence"]).astype("float64")

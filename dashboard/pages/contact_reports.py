@@ -19,7 +19,6 @@ from dashboard.common import (
     CONTACT_DETAILS_PAGE,
     current_generation,
     data_dir,
-    get_ops_engine,
     get_warehouse,
     no_data_state,
     page_link_or_text,
@@ -30,7 +29,6 @@ from dashboard.common import (
 )
 from dashboard.common import download as csv_download
 from reports import contact_reports, contacts
-from reports.messages import message_activity
 from schoolcomms.auth import SignedIn
 
 SUMMARY_CONFIG: dict[str, Any] = {
@@ -71,7 +69,7 @@ def messages_section() -> None:
     today = messaging.london_now().date()
     first = (today.replace(day=1) - pd.DateOffset(months=int(months or 12) - 1)).date()
     since, _ = messaging.day_bounds(first, first)
-    activity = run_or_stop("read the message log", message_activity, get_ops_engine(), since=since)
+    activity = run_or_stop("read the message log", cached.message_activity, data_dir(), since)
     if activity.empty:
         st.info(
             "No messages in this period. Texts, e-mails and letters sent from Compose, "

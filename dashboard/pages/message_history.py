@@ -16,8 +16,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import messaging
+from dashboard import cached, messaging
 from dashboard.common import (
+    data_dir,
     download,
     get_ops_engine,
     get_settings,
@@ -342,9 +343,7 @@ def charts_section(engine: Any) -> None:
     today = messaging.london_now().date()
     first = (today.replace(day=1) - pd.DateOffset(months=int(months) - 1)).date()
     since, _ = messaging.day_bounds(first, first)
-    activity = run_or_stop(
-        "read the message activity", message_reports.message_activity, engine, since=since
-    )
+    activity = run_or_stop("read the message activity", cached.message_activity, data_dir(), since)
     if activity.empty:
         st.info("No messages in this period yet.")
         return
