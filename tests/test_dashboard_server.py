@@ -56,7 +56,14 @@ def test_preload_imports_the_page_helpers_and_libraries_but_no_page(tmp_path: Pa
         assert module in loaded, module
     # Pages and the app are scripts Streamlit runs: importing them would draw a page.
     assert not [m for m in loaded if m.startswith("dashboard.pages") or m == "dashboard.app"]
-    assert set(found["taken"]) == {"libraries", "schoolcomms", "reports", "senders", "dashboard"}
+    assert set(found["taken"]) == {
+        "libraries",
+        "schoolcomms",
+        "reports",
+        "senders",
+        "dashboard",
+        "warm_up",
+    }
     assert "No runtime found" not in done.stderr, "the cache warning should be quietened"
     assert "dashboard.app" in NOT_PRELOADED
 
