@@ -59,7 +59,14 @@ def _standin(conn: Any) -> None:
                 reply = super().handle(rec)
                 if rec.path == SEND_PAGE:
                     ref = rec.form.get("Client_Ref", "")
-                    self.arrivals.append((ref, time.monotonic(), threading.current_thread().name))
+                    self.arrivals.append(
+                        (
+                            ref,
+                            time.monotonic(),
+                            rec.form.get("Originator", ""),  # each worker has its own
+                            threading.current_thread().name,  # one per HTTP connection
+                        )
+                    )
                     if reply.status == 200 and str(reply.body).endswith(":1"):
                         self.counts[ref] += 1
             return reply
@@ -184,7 +191,8 @@ def run(work_dir: str, n: str, workers: str, rate: str, backend: str = "postgres
                     subprocess.Popen(
                         [sys.executable, "-m", "schoolcomms", "--data-dir", str(data_dir)]
                         + ["dispatch", "--loop"],
-                        env=_env(values),
+                        # The sender id tells the stand-in which worker sent each SMS.
+                        env=_env({**values, "sms_sender_id": f"Worker{i + 1}"}),
                         cwd=base,
                         stdout=log,
                         stderr=subprocess.STDOUT,
@@ -220,22 +228,22 @@ def run(work_dir: str, n: str, workers: str, rate: str, backend: str = "postgres
         if server is not None:
             server.stop()
     accepted: dict[str, int] = seen["accepted"]
-    times = sorted(t for _, t, _ in seen["arrivals"])
+    times = sorted(t for _, t, _, _ in seen["arrivals"])
     span = times[-1] - times[0] if len(times) > 1 else 0.0
-    connections = Counter(c for _, _, c in seen["arrivals"])
-    # Steady state: while every connection was sending (the workers start one after the
+    connections = Counter(c for _, _, _, c in seen["arrivals"])
+    # Steady state: while every worker was sending (the workers start one after the
     # other, and one may finish its last claim alone).
-    by_connection: dict[str, list[float]] = {}
-    for _, t, c in seen["arrivals"]:
-        by_connection.setdefault(c, []).append(t)
-    start = max(min(ts) for ts in by_connection.values())
-    end = min(max(ts) for ts in by_connection.values())
+    by_worker: dict[str, list[float]] = {}
+    for _, t, w, _ in seen["arrivals"]:
+        by_worker.setdefault(w, []).append(t)
+    start = max(min(ts) for ts in by_worker.values())
+    end = min(max(ts) for ts in by_worker.values())
     inside = sum(start <= t <= end for t in times)
     steady = (inside - 1) / (end - start) if end > start and inside > 1 else 0.0
     # Each worker's gaps between its own sends: a send later than its slot is time lost
     # for good (the pacer starts a new schedule rather than catch up).
     interval = 1 / limit if limit > 0 else 0.0
-    gaps = sorted(b - a for ts in by_connection.values() for a, b in zip(ts, ts[1:], strict=False))
+    gaps = sorted(b - a for ts in by_worker.values() for a, b in zip(ts, ts[1:], strict=False))
     return {
         "backend": backend,
         "messages": count,
@@ -262,6 +270,8 @@ def run(work_dir: str, n: str, workers: str, rate: str, backend: str = "postgres
         "counts": counts,
         "connections": len(connections),
         "busiest_connection_share": max(connections.values()) / len(times) if times else 0.0,
+        "senders_seen": len(by_worker),
+        "by_worker": {w: len(ts) for w, ts in sorted(by_worker.items())},
         "load_average": os.getloadavg(),
     }
 
@@ -286,7 +296,7 @@ def bench(
     limited = {w: once(w, rate) for w in (1, 2, 3)}
     free = {w: once(w, 0) for w in (1, 2, 3)} if unlimited else {}
     rows = []
-    one = limited[1]["steady_per_second"]
+    one = limited[1]["steady_per_second"] or float("nan")
     for w, r in limited.items():
         low, high = 0.95 * w * rate, 1.05 * w * rate
         rows.append(
