@@ -360,8 +360,16 @@ def run(ctx: click.Context, port: int) -> None:
       schoolcomms run --port 8501
     """
     import contextlib
+    import signal
     import subprocess
 
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # A service manager stops us with SIGTERM, a terminal with SIGINT (which a shell
+    # ignores for background jobs): either way the dashboard and scheduler stop too.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     settings = _settings(ctx)
     base = [sys.executable, "-m", "schoolcomms", "--data-dir", str(settings.data_dir)]
     env = {**os.environ, DATA_DIR_ENV: str(settings.data_dir)}

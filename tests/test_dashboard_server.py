@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -124,3 +125,52 @@ def test_the_dashboard_command_serves_and_prints_the_first_admin(tmp_path: Path)
     text = log.read_text(errors="replace")
     assert "admin@localhost" in text and "password:" in text
     assert "Traceback" not in text
+
+
+def _processes_using(marker: str) -> list[int]:
+    """Pids whose command line mentions ``marker`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if marker in command:
+                found.append(int(entry.name))
+    return found
+
+
+def test_run_starts_the_dashboard_and_scheduler_and_stops_both_on_sigterm(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = _free_port()
+    log = tmp_path / "run.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "schoolcomms", "--data-dir", str(data_dir), "run"]
+            + ["--port", str(port)],
+            cwd=tmp_path,
+            env=clean_env(data_dir),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as reply:
+                    if reply.read() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.3)
+        children = [p for p in _processes_using(str(data_dir)) if p != process.pid]
+        assert len(children) == 2, (children, log.read_text(errors="replace"))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        deadline = time.monotonic() + 30
+        while _processes_using(str(data_dir)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_using(str(data_dir)) == [], "the dashboard or scheduler was left running"
+    finally:
+        for pid in _processes_using(str(data_dir)):
+            os.kill(pid, signal.SIGKILL)
