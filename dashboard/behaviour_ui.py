@@ -27,8 +27,6 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from dashboard.common import download as download  # re-exported: it used to live here
-from dashboard.common import may as may
 from schoolcomms.settings import Settings
 from senders.bank import get_template, save_template
 from senders.merge_fields import MERGE_FIELDS, event_fields, ukdate

@@ -9,14 +9,12 @@ same as with ``st.altair_chart`` (the same conversion, done by Streamlit's own c
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-log = logging.getLogger(__name__)
 TTL_SECONDS = 300
 
 

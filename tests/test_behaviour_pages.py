@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 # Imported before any page runs (AppTest puts dashboard/pages/ first on sys.path).
 from dashboard import behaviour_ui as ui
+from dashboard import common
 from pipelines.load import load_paths
 from reports import behaviour_pages as behaviour
 from reports.behaviour import behaviour_summary
@@ -470,9 +471,11 @@ def test_downloads_are_built_on_demand_with_formulas_escaped(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     captured: dict = {}
-    monkeypatch.setattr(ui.st, "download_button", lambda *a, **kw: captured.update(args=a, kw=kw))
+    monkeypatch.setattr(
+        common.st, "download_button", lambda *a, **kw: captured.update(args=a, kw=kw)
+    )
     frame = behaviour.incidents(warehouse, behaviour.IncidentFilter(START, END))
-    ui.download(frame, "behaviour.csv", "csv_key")
+    common.download(frame, "behaviour.csv", "csv_key")
     label, data = captured["args"]
     assert label == "Download CSV" and callable(data)
     assert captured["kw"]["file_name"] == "behaviour.csv"

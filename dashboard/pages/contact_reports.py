@@ -19,6 +19,7 @@ from dashboard.common import (
     CONTACT_DETAILS_PAGE,
     current_generation,
     data_dir,
+    download,
     get_warehouse,
     no_data_state,
     page_link_or_text,
@@ -27,7 +28,6 @@ from dashboard.common import (
     run_or_stop,
     user_can,
 )
-from dashboard.common import download as csv_download
 from reports import contact_reports, contacts
 from schoolcomms.auth import SignedIn
 
@@ -45,15 +45,10 @@ SUMMARY_CONFIG: dict[str, Any] = {
 }
 
 
-def download(frame: pd.DataFrame, label: str, name: str) -> None:
-    """A CSV download button for a table (formula-like cells escaped)."""
-    csv_download(frame, f"{name}.csv", f"cr_download_{name}", label=f"Download {label} (CSV)")
-
-
 def table(frame: pd.DataFrame, label: str, file: str, config: dict[str, Any] | None = None) -> None:
     """A table (``config``: its column titles) and its download as ``<file>.csv``."""
     st.dataframe(frame, hide_index=True, width="stretch", column_config=config)
-    download(frame, label, file)
+    download(frame, f"{file}.csv", f"cr_download_{file}", label=f"Download {label} (CSV)")
 
 
 def with_month_text(frame: pd.DataFrame) -> pd.DataFrame:
